@@ -1,0 +1,12 @@
+"""symmetrize: make PyTorch human-pose networks chirality-equivariant.
+
+Mirror a person (swap every left joint with its right twin, negate the horizontal coordinate) and an
+equivariant network's output mirrors exactly; an invariant one does not change.
+"""
+
+from symmetrize.rep import Rep, WeightSharing, weight_sharing
+from symmetrize.skeleton import Skeleton
+
+__version__ = "0.1.0"
+
+__all__ = ["Rep", "Skeleton", "WeightSharing", "__version__", "weight_sharing"]

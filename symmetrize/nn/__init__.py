@@ -1,0 +1,23 @@
+"""Chirality-equivariant layers: each is its PyTorch counterpart with shared weights."""
+
+from symmetrize.nn.activation import ODD_ACTIVATIONS, ChiralActivation, is_odd
+from symmetrize.nn.batchnorm import ChiralBatchNorm1d
+from symmetrize.nn.conv import ChiralConv1d, InvariantConv1d
+from symmetrize.nn.linear import ChiralLinear, InvariantLinear
+from symmetrize.nn.rnn import ChiralGRU, ChiralLSTM
+from symmetrize.nn.shared import ChiralModule, SharedParameter
+
+__all__ = [
+    "ODD_ACTIVATIONS",
+    "ChiralActivation",
+    "ChiralBatchNorm1d",
+    "ChiralConv1d",
+    "ChiralGRU",
+    "ChiralLSTM",
+    "ChiralLinear",
+    "ChiralModule",
+    "InvariantConv1d",
+    "InvariantLinear",
+    "SharedParameter",
+    "is_odd",
+]

@@ -1,0 +1,64 @@
+"""The command line, the demo, and README's promises about install and test commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from symmetrize.cli import main
+from symmetrize.demo import run_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_quick_is_equivariant_and_learns(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = run_demo(quick=True)
+    out = capsys.readouterr().out
+    assert "equivariance" in out and "chiral/plain parameters" in out
+    assert figures["equivariance_eval"] < 1e-10
+    assert figures["equivariance_train"] < 1e-10
+    assert 0.4 < figures["param_ratio"] < 0.7
+    assert figures["chiral_loss_end"] < figures["chiral_loss_start"]
+
+
+def test_cli_skeletons_lists_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["skeletons"]) == 0
+    out = capsys.readouterr().out
+    for name in ("h36m", "humaneva", "coco", "openpose", "ntu", "smpl"):
+        assert re.search(rf"^{name}\s", out, re.M), name
+    assert "left_hip/right_hip" in out
+
+
+def test_cli_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["nonsense"])
+    assert exc.value.code == 2
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    head = text[: text.index("## ")]
+    return re.findall(r"```bash\n(.+?)\n```", head, re.S)
+
+
+def test_readme_opens_with_two_commands_and_ci_runs_the_second() -> None:
+    commands = _readme_commands()
+    assert len(commands) == 2
+    assert commands[0].endswith("symmetrize demo")
+    install, test = commands[1].rsplit(" && ", 1)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert install.split(" && ")[-1] in ci  # the same pip install
+    assert test in ci  # the same pytest command
+    assert "venv" in ci
+
+
+def test_layers_example_runs() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "chiral_layers.py")],
+                            capture_output=True, text=True, timeout=120, check=True)
+    errors = [float(m) for m in re.findall(r"= ([0-9.e+-]+)$", result.stdout, re.M)]
+    assert len(errors) == 2 and max(errors) < 1e-10, result.stdout
