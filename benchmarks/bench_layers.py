@@ -64,31 +64,42 @@ def _cases(quick: bool) -> list[Case]:
     return cases
 
 
-def _step(module: nn.Module, x: torch.Tensor) -> None:
+def _output(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     out = module(x)
-    if isinstance(out, tuple):
-        out = out[0]
-    out.sum().backward()
+    return out[0] if isinstance(out, tuple) else out
 
 
-def _time(module: nn.Module, x: torch.Tensor, repeats: int) -> float:
+def _step(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> None:
+    # A dense upstream gradient, as in training (``out.sum().backward()`` would hand the layer a
+    # stride-0 gradient that some fused kernels special-case).
+    _output(module, x).backward(grad)
+
+
+def _time(module: nn.Module, x: torch.Tensor, grad: torch.Tensor, repeats: int) -> float:
     start = time.perf_counter()
     for _ in range(repeats):
-        _step(module, x)
+        _step(module, x, grad)
     return (time.perf_counter() - start) / repeats
 
 
-def measure(case: Case, rounds: int, repeats: int) -> dict[str, float]:
-    """Median over ``rounds`` of chiral/plain time, plain and chiral timed back to back."""
+def measure(case: Case, rounds: int, repeats: int | None, min_seconds: float) -> dict[str, float]:
+    """Median over ``rounds`` of chiral/plain time, plain and chiral timed back to back.
+
+    ``repeats=None`` picks the number of steps per timing so that one timing lasts at least
+    ``min_seconds``.
+    """
     x = case.make_input()
     case.plain.train()
     case.chiral.train()
+    grad = torch.randn_like(_output(case.plain, x))
     for module in (case.plain, case.chiral):  # warm-up
-        _step(module, x)
+        _step(module, x, grad)
+    if repeats is None:
+        repeats = max(1, round(min_seconds / _time(case.plain, x, grad, 1)))
     ratios, plain_times, chiral_times = [], [], []
     for r in range(rounds):
         order = (case.plain, case.chiral) if r % 2 == 0 else (case.chiral, case.plain)
-        times = {id(m): _time(m, x, repeats) for m in order}
+        times = {id(m): _time(m, x, grad, repeats) for m in order}
         plain_times.append(times[id(case.plain)])
         chiral_times.append(times[id(case.chiral)])
         ratios.append(chiral_times[-1] / plain_times[-1])
@@ -101,20 +112,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, 3 rounds")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 7, quick 3)")
-    parser.add_argument("--repeats", type=int, default=None, help="steps per timing (default 3)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="steps per timing (default: enough for 0.3 s, quick 1)")
+    parser.add_argument("--only", default="", help="run the cases whose name contains this")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rounds = args.rounds or (3 if args.quick else 7)
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else None)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 CPU, "
-          f"median of {rounds} interleaved rounds x {repeats} steps, forward+backward\n")
+          f"median of {rounds} interleaved rounds of >= 0.3 s, forward+backward\n")
     print("| layer | plain ms | chiral ms | chiral / plain |")
     print("|---|---:|---:|---:|")
     for case in _cases(args.quick):
-        result = measure(case, rounds, repeats)
+        if args.only not in case.name:
+            continue
+        result = measure(case, rounds, repeats, min_seconds=0.3)
         print(f"| {case.name} | {result['plain_ms']:.1f} | {result['chiral_ms']:.1f} | "
               f"{result['ratio']:.3f} |", flush=True)
 

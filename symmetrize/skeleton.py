@@ -66,7 +66,7 @@ def _explicit_side(index: int, name: str, tokens: Base) -> tuple[str, Base] | No
         if marked or _has_letters(base_wo_letters):
             marked.update(letter_marks)
     if not marked:
-        return None
+        return _glued_side(index, name, tokens)
     sides = set(marked.values())
     if len(sides) > 1:
         raise ValueError(
@@ -75,6 +75,29 @@ def _explicit_side(index: int, name: str, tokens: Base) -> tuple[str, Base] | No
         )
     base = tuple(t for i, t in enumerate(tokens) if i not in marked)
     return sides.pop(), base
+
+
+def _glued_side(index: int, name: str, tokens: Base) -> tuple[str, Base] | None:
+    """A side word glued to a word, as in ``leftarm`` or ``armright``: ``(side, base)`` with the
+    word left over in place of the token (so ``leftarm`` and ``right_arm`` are twins)."""
+    found: dict[int, tuple[str, str]] = {}
+    for i, tok in enumerate(tokens):
+        for word, side in _SIDE_WORDS.items():
+            if len(tok) < len(word) + 2:
+                continue
+            rest = tok[len(word):] if tok.startswith(word) else (
+                tok[: -len(word)] if tok.endswith(word) else None)
+            if rest is not None and rest.isalpha():
+                found[i] = (side, rest)
+    if not found:
+        return None
+    if len({side for side, _ in found.values()}) > 1:
+        raise ValueError(
+            f"joint {index} ({name!r}) carries both a left and a right marker in its name "
+            f"(tokens {tokens}); rename it or pass pairs=[(left, right), ...] explicitly"
+        )
+    base = tuple(found[i][1] if i in found else t for i, t in enumerate(tokens))
+    return next(iter(found.values()))[0], base
 
 
 def _implicit_sides(tokens: Base) -> list[tuple[str, Base]]:

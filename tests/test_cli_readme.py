@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,10 +57,19 @@ def test_readme_opens_with_two_commands_and_ci_runs_the_second() -> None:
 
 
 def test_layers_example_runs() -> None:
-    import subprocess
-    import sys
-
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "chiral_layers.py")],
                             capture_output=True, text=True, timeout=120, check=True)
     errors = [float(m) for m in re.findall(r"= ([0-9.e+-]+)$", result.stdout, re.M)]
     assert len(errors) == 2 and max(errors) < 1e-10, result.stdout
+
+
+def test_layer_benchmark_smoke_run() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_layers.py"),
+                             "--quick", "--rounds", "1"],
+                            capture_output=True, text=True, timeout=300, check=True)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "ms" not in line]
+    names = [row.split("|")[1].strip() for row in rows]
+    for layer in ("Conv1d", "Linear", "LSTM", "GRU", "BatchNorm1d"):
+        assert any(name.startswith(layer) for name in names), (layer, result.stdout)
+    ratios = [float(row.split("|")[4]) for row in rows]
+    assert all(r > 0 for r in ratios)

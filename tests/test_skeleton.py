@@ -504,3 +504,11 @@ def test_property_random_conventions(bases, centres, data) -> None:
     assert len(sk.centre) == len(centres)
     m = sk.mirror
     assert np.array_equal(m[m], np.arange(len(sk)))
+
+
+def test_glued_side_words_pair_or_fail_loudly() -> None:
+    sk = Skeleton(["pelvis", "leftarm", "rightarm", "footleft", "foot_right"])
+    assert sk.pairs == ((1, 2), (3, 4))
+    # a lone glued side word is a sided joint without a twin, not a silent centre joint
+    with pytest.raises(ValueError, match=r"joint 1 \('leftarm'\).*no right twin"):
+        Skeleton(["pelvis", "leftarm", "neck"])

@@ -19,13 +19,18 @@ __all__ = ["SharedParameter", "ChiralModule"]
 
 
 class _SharedGather(torch.autograd.Function):
-    """``theta[index] * sign`` forward; backward as two gathers over the orbit-major layout."""
+    """``theta[index] * sign`` forward; backward as two gathers over the orbit-major layout.
+
+    ``theta`` is ``(n_free,)`` or ``(n_free, taps)`` and ``sign`` / ``sign2`` have the full shape
+    of the rows they multiply (a broadcast multiply over a short trailing axis is several times
+    slower on CPU than an elementwise one).
+    """
 
     @staticmethod
     def forward(ctx: Any, theta: torch.Tensor, index: torch.Tensor, sign: torch.Tensor,
                 pos1: torch.Tensor, pos2: torch.Tensor, sign2: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(pos1, pos2, sign2)
-        return theta.index_select(0, index) * sign
+        return theta.index_select(0, index).mul_(sign)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -33,7 +38,7 @@ class _SharedGather(torch.autograd.Function):
         grad_theta = grad.index_select(0, pos1)
         n_pairs = pos2.shape[0]
         if n_pairs:
-            grad_theta[:n_pairs] += grad.index_select(0, pos2) * sign2
+            grad_theta[:n_pairs].addcmul_(grad.index_select(0, pos2), sign2)
         return grad_theta, None, None, None, None, None
 
 
@@ -60,11 +65,16 @@ class SharedParameter(nn.Module):
             raise ValueError(f"tensor shape {self.shape} does not start with the sharing's "
                              f"(out, in) = {sharing.shape}")
         self.extra = tuple(self.shape[2:])
-        extra_ones = (1,) * len(self.extra)
+        #: elements of the tensor per (out, in) entry (kernel taps); 1 for Linear weights, biases
+        self.taps = numel // (n_out * n_in)
+
         def buffer(name: str, array: Any, float_dtype: torch.dtype | None = None) -> None:
-            value = torch.tensor(array, device=device, dtype=float_dtype)
-            if float_dtype is not None:
-                value = value.view(-1, *extra_ones)
+            if float_dtype is None:  # indices: int32 halves their memory, index_select takes it
+                value = torch.tensor(array, device=device, dtype=torch.int32)
+            else:  # signs: full row shape, so the multiply is elementwise
+                value = torch.tensor(array, device=device, dtype=float_dtype)
+                if self.taps > 1:
+                    value = value[:, None].expand(-1, self.taps).contiguous()
             self.register_buffer(name, value, persistent=False)
 
         buffer("index", sharing.index)
@@ -79,7 +89,8 @@ class SharedParameter(nn.Module):
         sign, sign2 = self.sign, self.sign2
         if sign.dtype != theta.dtype:
             sign, sign2 = sign.to(theta.dtype), sign2.to(theta.dtype)
-        flat = _SharedGather.apply(theta, self.index, sign, self.pos1, self.pos2, sign2)
+        rows = theta.reshape(theta.shape[0], self.taps) if self.taps > 1 else theta.reshape(-1)
+        flat = _SharedGather.apply(rows, self.index, sign, self.pos1, self.pos2, sign2)
         return flat.view(self.shape)
 
     def right_inverse(self, dense: torch.Tensor) -> torch.Tensor:
