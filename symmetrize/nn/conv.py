@@ -30,11 +30,7 @@ class ChiralConv1d(ChiralModule, nn.Conv1d):
         nn.Conv1d.__init__(self, rep_in.size, rep_out.size, kernel_size, stride=stride,
                            padding=padding, dilation=dilation, bias=bias, padding_mode=padding_mode,
                            device=device, dtype=dtype)
-        self.rep_in = rep_in
-        self.rep_out = rep_out
-        self._share("weight", rep_in, rep_out)
-        if bias:
-            self._share("bias", Rep.trivial(1), rep_out)
+        self._share_weight_and_bias(rep_in, rep_out, bias)
 
     @classmethod
     def from_dense(cls, module: nn.Conv1d, rep_in: Rep, rep_out: Rep) -> ChiralConv1d:

@@ -27,11 +27,7 @@ class ChiralLinear(ChiralModule, nn.Linear):
     def __init__(self, rep_in: Rep, rep_out: Rep, bias: bool = True,
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         nn.Linear.__init__(self, rep_in.size, rep_out.size, bias=bias, device=device, dtype=dtype)
-        self.rep_in = rep_in
-        self.rep_out = rep_out
-        self._share("weight", rep_in, rep_out)
-        if bias:
-            self._share("bias", Rep.trivial(1), rep_out)
+        self._share_weight_and_bias(rep_in, rep_out, bias)
 
     @classmethod
     def from_dense(cls, module: nn.Linear, rep_in: Rep, rep_out: Rep) -> ChiralLinear:

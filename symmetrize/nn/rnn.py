@@ -224,16 +224,6 @@ class ChiralLSTM(_ChiralRNN, nn.LSTM):
         self._init_chiral(rep_in, rep_hidden, num_layers, bias, batch_first, dropout,
                           bidirectional, device, dtype)
 
-    @classmethod
-    def from_dense(cls, module: nn.LSTM, rep_in: Rep,  # type: ignore[override]
-                   rep_hidden: Rep) -> ChiralLSTM:
-        """A chiral copy of ``module`` with its weights projected onto the equivariant ones."""
-        return super().from_dense(module, rep_in, rep_hidden)
-
-    def to_dense(self) -> nn.LSTM:  # type: ignore[override]
-        """A plain ``nn.LSTM`` with the materialised weights (same outputs)."""
-        return super().to_dense()  # type: ignore[return-value]
-
 
 class ChiralGRU(_ChiralRNN, nn.GRU):
     """``nn.GRU`` whose weights are shared so that the whole recurrence is mirror-equivariant.
@@ -255,13 +245,3 @@ class ChiralGRU(_ChiralRNN, nn.GRU):
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         self._init_chiral(rep_in, rep_hidden, num_layers, bias, batch_first, dropout,
                           bidirectional, device, dtype)
-
-    @classmethod
-    def from_dense(cls, module: nn.GRU, rep_in: Rep,  # type: ignore[override]
-                   rep_hidden: Rep) -> ChiralGRU:
-        """A chiral copy of ``module`` with its weights projected onto the equivariant ones."""
-        return super().from_dense(module, rep_in, rep_hidden)
-
-    def to_dense(self) -> nn.GRU:  # type: ignore[override]
-        """A plain ``nn.GRU`` with the materialised weights (same outputs)."""
-        return super().to_dense()  # type: ignore[return-value]

@@ -134,6 +134,14 @@ class ChiralModule:
         if len(self._shared_names) == 1:
             module.register_load_state_dict_pre_hook(_project_dense_entries)
 
+    def _share_weight_and_bias(self, rep_in: Rep, rep_out: Rep, bias: bool) -> None:
+        """Record the Reps and share ``weight`` (``rep_in -> rep_out``) and ``bias``."""
+        self.rep_in = rep_in
+        self.rep_out = rep_out
+        self._share("weight", rep_in, rep_out)
+        if bias:
+            self._share("bias", Rep.trivial(1), rep_out)
+
     def shared_sharing(self, name: str) -> WeightSharing:
         """The :class:`WeightSharing` of shared tensor ``name``."""
         module: nn.Module = self  # type: ignore[assignment]
