@@ -1,0 +1,74 @@
+"""Export of models with chiral layers to plain PyTorch modules."""
+
+from __future__ import annotations
+
+import io
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from symmetrize import Rep
+from symmetrize.export import export_plain
+from symmetrize.nn import (
+    ChiralActivation,
+    ChiralBatchNorm1d,
+    ChiralConv1d,
+    ChiralGRU,
+    ChiralLinear,
+    ChiralLSTM,
+)
+
+
+class Mixed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        pose, hidden = Rep.pose("h36m", 2), Rep.skeleton_hidden("h36m", 3, 1)
+        self.conv = nn.Sequential(ChiralConv1d(pose, hidden, 3, padding=1),
+                                  ChiralBatchNorm1d(hidden), ChiralActivation(hidden))
+        self.lstm = ChiralLSTM(hidden, hidden, num_layers=2, batch_first=True)
+        self.gru = ChiralGRU(hidden, hidden, batch_first=True)
+        self.head = nn.ModuleDict({"out": ChiralLinear(hidden, pose), "plain": nn.Identity()})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x).transpose(1, 2)
+        h, _ = self.lstm(h)
+        h, _ = self.gru(h)
+        return self.head["plain"](self.head["out"](h))
+
+
+def test_export_plain_same_outputs_no_parametrizations() -> None:
+    torch.manual_seed(0)
+    model = Mixed().double()
+    x = torch.randn(4, 34, 9, dtype=torch.float64)
+    model.train()
+    model(x)  # update running statistics once
+    model.eval()
+    expected = model(x)
+    plain = export_plain(model)
+    assert plain is not model
+    assert not any(parametrize.is_parametrized(m) for m in plain.modules())
+    assert type(plain.conv[0]) is nn.Conv1d and type(plain.conv[1]) is nn.BatchNorm1d
+    assert type(plain.lstm) is nn.LSTM and type(plain.gru) is nn.GRU
+    assert type(plain.head["out"]) is nn.Linear
+    assert not plain.training
+    torch.testing.assert_close(plain(x), expected, atol=1e-12, rtol=0)
+    # the original is untouched and still chiral
+    assert parametrize.is_parametrized(model.head["out"])
+    # a plain model pickles whole and has plain state-dict keys
+    buffer = io.BytesIO()
+    torch.save(plain, buffer)
+    assert all("parametrizations" not in key for key in plain.state_dict())
+    dense_count = sum(p.numel() for p in plain.parameters())
+    free_count = sum(p.numel() for p in model.parameters())
+    assert free_count < dense_count
+
+
+def test_export_in_place_and_single_layer() -> None:
+    layer = ChiralLinear(Rep.regular(4), Rep.regular(6))
+    plain = export_plain(layer)
+    assert type(plain) is nn.Linear
+    torch.testing.assert_close(plain.weight, layer.weight)
+    model = nn.Sequential(layer, nn.ReLU())
+    same = export_plain(model, inplace=True)
+    assert same is model and type(model[0]) is nn.Linear
