@@ -6,7 +6,8 @@ equivariant network's output mirrors exactly; an invariant one does not change.
 
 from symmetrize.rep import Rep, WeightSharing, weight_sharing
 from symmetrize.skeleton import Skeleton
+from symmetrize.spec import Spec
 
 __version__ = "0.1.0"
 
-__all__ = ["Rep", "Skeleton", "WeightSharing", "__version__", "weight_sharing"]
+__all__ = ["Rep", "Skeleton", "Spec", "WeightSharing", "__version__", "weight_sharing"]
