@@ -69,12 +69,16 @@ def _explicit_side(index: int, name: str, tokens: Base) -> tuple[str, Base] | No
         return _glued_side(index, name, tokens)
     sides = set(marked.values())
     if len(sides) > 1:
-        raise ValueError(
-            f"joint {index} ({name!r}) carries both a left and a right marker in its name "
-            f"(tokens {tokens}); rename it or pass pairs=[(left, right), ...] explicitly"
-        )
+        raise _both_sides_error(index, name, tokens)
     base = tuple(t for i, t in enumerate(tokens) if i not in marked)
     return sides.pop(), base
+
+
+def _both_sides_error(index: int, name: str, tokens: Base) -> ValueError:
+    return ValueError(
+        f"joint {index} ({name!r}) carries both a left and a right marker in its name "
+        f"(tokens {tokens}); rename it or pass pairs=[(left, right), ...] explicitly"
+    )
 
 
 def _glued_side(index: int, name: str, tokens: Base) -> tuple[str, Base] | None:
@@ -92,10 +96,7 @@ def _glued_side(index: int, name: str, tokens: Base) -> tuple[str, Base] | None:
     if not found:
         return None
     if len({side for side, _ in found.values()}) > 1:
-        raise ValueError(
-            f"joint {index} ({name!r}) carries both a left and a right marker in its name "
-            f"(tokens {tokens}); rename it or pass pairs=[(left, right), ...] explicitly"
-        )
+        raise _both_sides_error(index, name, tokens)
     base = tuple(found[i][1] if i in found else t for i, t in enumerate(tokens))
     return next(iter(found.values()))[0], base
 
