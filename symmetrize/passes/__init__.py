@@ -1,0 +1,1 @@
+"""Graph passes that turn pose networks into mirror-equivariant ones."""
