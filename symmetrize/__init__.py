@@ -7,7 +7,17 @@ equivariant network's output mirrors exactly; an invariant one does not change.
 from symmetrize.rep import Rep, WeightSharing, weight_sharing
 from symmetrize.skeleton import Skeleton
 from symmetrize.spec import Spec
+from symmetrize.passes.convert import ConversionError, symmetrize  # noqa: E402  (needs Spec)
 
 __version__ = "0.1.0"
 
-__all__ = ["Rep", "Skeleton", "Spec", "WeightSharing", "__version__", "weight_sharing"]
+__all__ = [
+    "ConversionError",
+    "Rep",
+    "Skeleton",
+    "Spec",
+    "WeightSharing",
+    "__version__",
+    "symmetrize",
+    "weight_sharing",
+]

@@ -1,0 +1,708 @@
+"""``symmetrize(model, spec)``: make an existing pose network mirror-equivariant.
+
+The pass traces the model (:mod:`symmetrize.passes.trace`), propagates the mirror's action on
+every tensor as a flat :class:`~symmetrize.Rep` from the annotated inputs
+(:mod:`symmetrize.passes.movement` for data movement, rules below for layers and element-wise
+ops), decides the Rep of every channel-mixing layer's output (the hidden policy, overridden where
+an input/output annotation or a residual connection constrains it), swaps the layers for their
+chiral twins in a deep copy of the model (so the user's class, attributes and methods stay), and
+checks the result in float64.
+
+Scope of this first version: Linear, Conv1d, BatchNorm1d, LSTM, GRU, Dropout/Identity and
+point-wise activation modules; data movement; element-wise add/sub/mul/div; mean/sum over axes
+the mirror does not touch. Anything else is an error that names the node and its source line.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.nn import functional as F
+
+from symmetrize.nn import (
+    ChiralActivation,
+    ChiralBatchNorm1d,
+    ChiralConv1d,
+    ChiralGRU,
+    ChiralLinear,
+    ChiralLSTM,
+    is_odd,
+)
+from symmetrize.nn.shared import ChiralModule
+from symmetrize.passes.movement import (
+    NotDataMovementError,
+    factor_axes,
+    flat_rep,
+    forward_rep,
+    pull_back_rep,
+)
+from symmetrize.passes.trace import trace
+from symmetrize.rep import Rep
+from symmetrize.skeleton import Skeleton
+from symmetrize.spec import Spec
+
+__all__ = ["ConversionError", "ConversionReport", "symmetrize"]
+
+HiddenPolicy = str | Callable[[str, int], Rep] | Mapping[str, Any]
+
+_POINTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.ELU, nn.CELU, nn.SELU, nn.LeakyReLU,
+                      nn.Sigmoid, nn.Softplus, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Tanh,
+                      nn.Softsign, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.Hardtanh)
+_PASS_MODULES = (nn.Dropout, nn.Identity, nn.AlphaDropout)
+_ODD_FUNCTIONS = {torch.tanh, F.tanh, torch.neg, operator.neg, torch.sin, F.softsign,
+                  F.tanhshrink, F.softshrink, F.hardshrink, "tanh", "neg", "sin"}
+_EVEN_FREE_FUNCTIONS = {torch.relu, F.relu, F.relu6, F.gelu, F.silu, F.elu, F.leaky_relu,
+                        torch.sigmoid, F.sigmoid, F.softplus, F.mish, torch.exp, "relu", "sigmoid",
+                        "exp"}
+_LINEAR_OPS = {operator.add: "add", torch.add: "add", "add": "add", operator.sub: "sub",
+               torch.sub: "sub", "sub": "sub", operator.mul: "mul", torch.mul: "mul",
+               "mul": "mul", operator.truediv: "div", torch.div: "div", "div": "div",
+               operator.iadd: "add", operator.isub: "sub", operator.imul: "mul",
+               "add_": "add", "sub_": "sub", "mul_": "mul", "div_": "div"}
+_REDUCTIONS = {torch.mean: "mean", torch.sum: "sum", "mean": "mean", "sum": "sum"}
+_SIZE_METHODS = {"size", "dim", "numel"}
+
+
+class ConversionError(ValueError):
+    """A model (or part of it) that cannot be converted as asked, with where and how to fix."""
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`symmetrize` did: one row per converted module, parameter counts, the check."""
+
+    rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    parameters_before: int = 0
+    parameters_after: int = 0
+    equivariance_error: float = float("nan")
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def parameter_ratio(self) -> float:
+        return self.parameters_after / max(self.parameters_before, 1)
+
+    def __str__(self) -> str:
+        header = ("module", "type", "input Rep", "output Rep", "action")
+        widths = [max(len(str(r[i])) for r in [header, *self.rows]) for i in range(5)]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                 for row in [header, *self.rows]]
+        lines.append(f"parameters: {self.parameters_before:,} -> {self.parameters_after:,} "
+                     f"({self.parameter_ratio:.3f}x); float64 equivariance error "
+                     f"{self.equivariance_error:.2e}")
+        lines.extend(f"note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
+
+class _Restart(Exception):
+    """A decision was constrained: propagate again from the inputs."""
+
+
+@dataclass
+class _Decision:
+    """The Rep chosen for a channel-mixing module's output (LSTM/GRU: its hidden state)."""
+
+    path: str
+    width: int
+    rep: Rep
+    constrained_by: str | None = None
+
+
+@dataclass
+class _Site:
+    """A call of a module in the graph: the module and the Reps that reach and leave it."""
+
+    path: str
+    module: nn.Module
+    node: fx.Node
+    rep_in: Rep | None = None
+    rep_out: Rep | None = None
+    switch: bool = False
+
+
+def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | torch.Tensor,
+               hidden: HiddenPolicy = "skeleton", negated_fraction: float = 1 / 3,
+               activation: str = "tanh", check: bool = True) -> nn.Module:
+    """A chirality-equivariant copy of ``model``, as annotated by ``spec``.
+
+    Args:
+        model: the network; it is not modified.
+        spec: how the mirror acts on the inputs and outputs (:class:`~symmetrize.Spec`).
+        example_inputs: the forward arguments to trace with (any batch size).
+        hidden: the hidden Rep policy: ``"skeleton"`` (the paper's layout: ``J x D`` channels,
+            ``negated_fraction`` of each joint's dims flip sign), ``"regular"`` (swapped pairs,
+            nothing flips, activations kept), a callable ``(module_path, width) -> Rep``, or a dict
+            from module path to one of these (or to a Rep / a fraction) with the rest defaulting
+            to ``"skeleton"``.
+        negated_fraction: fraction of each joint's hidden dims that flip sign (skeleton layout).
+        activation: where a non-odd activation meets channels that flip sign: ``"tanh"`` (the
+            paper: the whole activation becomes tanh) or ``"mixed"`` (keep it on channels that do
+            not flip, tanh on those that do).
+        check: compare ``f(T x)`` with ``T f(x)`` in float64 and raise if they differ.
+
+    Returns:
+        A deep copy of ``model`` with chiral layers; ``converted.symmetrize_report`` holds the
+        :class:`ConversionReport`.
+
+    Raises:
+        ConversionError: an op without a rule, or Reps that contradict each other, with the node,
+            its source line and a fix.
+    """
+    if activation not in ("tanh", "mixed"):
+        raise ValueError(f"activation must be 'tanh' or 'mixed', got {activation!r}")
+    inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    traced = trace(model, inputs)
+    gm = traced.graph_module
+    modules = dict(model.named_modules())
+    skeleton = spec.skeleton
+    decisions: dict[str, _Decision] = {}
+    for _ in range(64):
+        try:
+            sites = _Propagation(gm, modules, spec, decisions, skeleton, hidden,
+                                 negated_fraction).run()
+            break
+        except _Restart:
+            continue
+    else:  # pragma: no cover - each restart constrains one more decision
+        raise ConversionError("the hidden Reps did not settle after 64 rounds of constraints")
+    converted = copy.deepcopy(model)
+    report = ConversionReport(parameters_before=sum(p.numel() for p in model.parameters()))
+    _rewrite(converted, sites, activation, report)
+    report.parameters_after = sum(p.numel() for p in converted.parameters())
+    report.notes.extend(f"{d.path}: output Rep fixed by {d.constrained_by}"
+                        for d in decisions.values() if d.constrained_by)
+    if check:
+        report.equivariance_error = _check(converted, spec, inputs)
+        if not report.equivariance_error < 1e-8:
+            raise ConversionError(
+                f"the converted model is not equivariant (float64 error "
+                f"{report.equivariance_error:.2e}); this is a bug or an op without a correct rule:"
+                f" please report it with the model")
+    converted.symmetrize_report = report  # type: ignore[assignment]
+    return converted
+
+
+# --------------------------------------------------------------------------------- propagation
+class _Propagation:
+    """One pass over the graph computing every tensor's flat Rep under the current decisions."""
+
+    def __init__(self, gm: fx.GraphModule, modules: dict[str, nn.Module], spec: Spec,
+                 decisions: dict[str, _Decision], skeleton: Skeleton, hidden: HiddenPolicy,
+                 fraction: float) -> None:
+        self.gm, self.modules, self.spec = gm, modules, spec
+        self.decisions, self.skeleton, self.hidden, self.fraction = (
+            decisions, skeleton, hidden, fraction)
+        self.env: dict[fx.Node, Any] = {}
+        # node -> (decision path, movement nodes since the decision, bidirectional halving)
+        self.prov: dict[fx.Node, tuple[str, list[fx.Node], bool]] = {}
+        self.sites: dict[str, _Site] = {}
+        self.n_input = 0
+
+    def run(self) -> dict[str, _Site]:
+        for node in self.gm.graph.nodes:
+            self.env[node] = self.visit(node)
+        return self.sites
+
+    # ----------------------------------------------------------------- helpers
+    def value(self, node: Any) -> Any:
+        return fx.node.map_arg(node, lambda n: n.meta.get("example_value"))
+
+    def where(self, node: fx.Node) -> str:
+        source = node.meta.get("source")
+        return f"node '{node.name}'" + (f" ({source})" if source else "")
+
+    def fail(self, node: fx.Node, problem: str, fix: str) -> ConversionError:
+        return ConversionError(f"{self.where(node)}: {problem}. Fix: {fix}")
+
+    def rep(self, node: Any) -> Any:
+        return self.env.get(node) if isinstance(node, fx.Node) else None
+
+    def decide(self, path: str, width: int) -> Rep:
+        decision = self.decisions.get(path)
+        if decision is None:
+            decision = self.decisions[path] = _Decision(path, width, self.policy(path, width))
+        return decision.rep
+
+    def policy(self, path: str, width: int) -> Rep:
+        choice: Any = self.hidden
+        if isinstance(choice, Mapping):
+            choice = choice.get(path, "skeleton")
+        if isinstance(choice, Rep):
+            rep = choice
+        elif callable(choice):
+            rep = choice(path, width)
+        elif choice == "regular":
+            rep = Rep.regular(width)
+        elif choice == "skeleton" or isinstance(choice, float):
+            fraction = choice if isinstance(choice, float) else self.fraction
+            joints = len(self.skeleton)
+            dims, rest = divmod(width, joints)
+            if dims == 0:
+                rep = Rep.regular(width)
+            else:
+                rep = Rep.skeleton_hidden(self.skeleton, dims, round(dims * fraction))
+                if rest:
+                    rep = rep + Rep.trivial(rest)
+        else:
+            raise ConversionError(f"hidden policy for '{path}' must be 'skeleton', 'regular', a "
+                                  f"fraction, a Rep or a callable, got {choice!r}")
+        if not isinstance(rep, Rep) or rep.size != width:
+            raise ConversionError(f"hidden policy for '{path}' gave {rep!r}, not a Rep of size "
+                                  f"{width}")
+        return rep
+
+    def require(self, node: fx.Node, wanted: Rep, why: str) -> None:
+        """Make ``node``'s flat Rep equal ``wanted``, constraining its decision if it is free."""
+        have = self.env.get(node)
+        if have == wanted:
+            return
+        prov = self.prov.get(node)
+        if prov is not None:
+            path, chain, halve = prov
+            decision = self.decisions[path]
+            if decision.constrained_by is None:
+                rep = self.pull_back(node, chain, wanted, path, halve)
+                if rep is not None and rep.size == decision.width:
+                    decision.rep = rep
+                    decision.constrained_by = why
+                    raise _Restart
+        raise self.fail(node, f"its Rep {have!r} differs from the Rep required by {why} "
+                              f"({wanted!r})",
+                        "make both sides carry the same joints/coordinates layout, or choose "
+                        "the hidden Rep of the layer that produces it with hidden={path: Rep}")
+
+    def can_constrain(self, node: Any) -> bool:
+        prov = self.prov.get(node) if isinstance(node, fx.Node) else None
+        return prov is not None and self.decisions[prov[0]].constrained_by is None
+
+    def pull_back(self, node: fx.Node, chain: list[fx.Node], wanted: Rep, path: str,
+                  halve: bool) -> Rep | None:
+        rep = wanted
+        for step in reversed(chain):
+            source = step.args[0]
+            shape = tuple(source.meta["example_value"].shape)
+            op = step.target
+            args = self.value(tuple(step.args[1:]))
+            kwargs = self.value(dict(step.kwargs))
+            try:
+                rep = pull_back_rep(op, shape, rep, args=args, kwargs=kwargs)
+            except ValueError:
+                return None
+        site = self.sites.get(path)
+        origin = chain[0].args[0] if chain else node
+        shape = tuple(origin.meta["example_value"].shape)
+        axis = 1 if isinstance(site.module if site else None, nn.Conv1d) else -1
+        factors = factor_axes(shape, rep, [axis])
+        if factors is None:
+            return None
+        channel = factors[axis]
+        if halve:
+            half = channel.size // 2
+            first = Rep(channel.perm[:half], channel.sign[:half]) if all(
+                channel.perm[:half] < half) else None
+            if first is None or first.repeat(2) != channel:
+                return None
+            channel = first
+        return channel
+
+    def channel_rep(self, node: fx.Node, arg: fx.Node, axis: int, what: str) -> Rep:
+        flat = self.rep(arg)
+        if flat is None:
+            raise self.fail(node, f"the input of {what} carries no known mirror Rep",
+                            "check the Spec covers every tensor input")
+        shape = tuple(arg.meta["example_value"].shape)
+        factors = factor_axes(shape, flat, [axis])
+        if factors is None:
+            raise self.fail(node, f"the mirror does not act on {what}'s input channel axis alone "
+                                  f"(it also moves elements along other axes of {shape})",
+                            "lay the input out so joints/coordinates are on the channel axis")
+        return factors[axis]
+
+    # ----------------------------------------------------------------- node rules
+    def visit(self, node: fx.Node) -> Any:
+        value = node.meta.get("example_value")
+        if node.op == "placeholder":
+            index = self.n_input
+            self.n_input += 1
+            if not isinstance(value, torch.Tensor):
+                return None
+            if index >= self.spec.n_inputs:
+                raise self.fail(node, f"forward argument {index} is a tensor but the Spec "
+                                      f"annotates {self.spec.n_inputs} inputs",
+                                "add a layout for it to Spec(input=...)")
+            return flat_rep(value.shape, self.spec.input_axes(index, value.shape))
+        if node.op == "get_attr":
+            return None
+        if node.op == "output":
+            self.visit_output(node)
+            return None
+        if node.op == "call_module":
+            return self.visit_module(node, self.modules[str(node.target)], str(node.target))
+        return self.visit_function(node, value)
+
+    def visit_output(self, node: fx.Node) -> None:
+        result = node.args[0]
+        outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+        for index, out in enumerate(outputs):
+            if not isinstance(out, fx.Node) or not isinstance(
+                    out.meta.get("example_value"), torch.Tensor):
+                continue
+            if index >= self.spec.n_outputs:
+                raise self.fail(node, f"output {index} is a tensor but the Spec annotates "
+                                      f"{self.spec.n_outputs} outputs",
+                                "add a layout for it to Spec(output=...)")
+            shape = out.meta["example_value"].shape
+            wanted = flat_rep(shape, self.spec.output_axes(index, shape))
+            self.require(out, wanted, f"the Spec of output {index}")
+
+    def visit_module(self, node: fx.Node, module: nn.Module, path: str) -> Any:
+        args = node.args
+        if isinstance(module, _PASS_MODULES):
+            self.inherit(node, args[0])
+            return self.rep(args[0])
+        if isinstance(module, _POINTWISE_MODULES):
+            flat = self.rep(args[0])
+            site = self.site(path, module, node)
+            if flat is not None and flat.n_negated and not is_odd(module):
+                channels = self.channel_rep(node, args[0], _act_axis(node), type(module).__name__)
+                # a module shared by call sites with different Reps can only become tanh
+                site.rep_in = channels if not site.switch or site.rep_in == channels else None
+                site.switch = True
+            self.inherit(node, args[0])
+            return flat
+        if isinstance(module, ChiralModule):
+            raise self.fail(node, f"module '{path}' is already chiral", "convert a plain model")
+        if isinstance(module, (nn.Linear, nn.Conv1d)):
+            if isinstance(module, nn.Conv1d) and module.groups != 1:
+                raise self.fail(node, f"grouped Conv1d '{path}' has no rule",
+                                "use groups=1 or keep=[...] (coming)")
+            axis = 1 if isinstance(module, nn.Conv1d) else -1
+            rep_in = self.channel_rep(node, args[0], axis, f"'{path}'")
+            width = module.out_channels if isinstance(module, nn.Conv1d) else module.out_features
+            rep_out = self.decide(path, width)
+            self.record(node, module, path, rep_in, rep_out)
+            self.prov[node] = (path, [], False)
+            return flat_rep(node.meta["example_value"].shape, {axis: rep_out})
+        if isinstance(module, nn.BatchNorm1d):
+            rep = self.channel_rep(node, args[0], 1, f"'{path}'")
+            self.record(node, module, path, rep, rep)
+            self.inherit(node, args[0])
+            return self.rep(args[0])
+        if isinstance(module, (nn.LSTM, nn.GRU)):
+            return self.visit_rnn(node, module, path)
+        raise self.fail(node, f"no rule for module '{path}' of type {type(module).__name__}",
+                        "use layers symmetrize knows (Linear, Conv1d, BatchNorm1d, LSTM, GRU, "
+                        "point-wise activations, Dropout) or report the layer type")
+
+    def visit_rnn(self, node: fx.Node, module: nn.RNNBase, path: str) -> Any:
+        if module.proj_size:
+            raise self.fail(node, f"'{path}' uses proj_size", "use proj_size=0")
+        rep_in = self.channel_rep(node, node.args[0], -1, f"'{path}'")
+        rep_hidden = self.decide(path, module.hidden_size)
+        self.record(node, module, path, rep_in, rep_hidden)
+        out, states = node.meta["example_value"]
+        directions = 2 if module.bidirectional else 1
+        state_flat = [flat_rep(s.shape, {-1: rep_hidden}) for s in
+                      (states if isinstance(states, tuple) else (states,))]
+        hx = node.args[1] if len(node.args) > 1 else node.kwargs.get("hx")
+        if hx is not None:
+            # (h0, c0) arrives as one tuple-valued node (an RNN's returned state) or as a tuple
+            parts = hx if isinstance(hx, (tuple, list)) else [hx]
+            have: list[Any] = []
+            for part in parts:
+                rep = self.rep(part)
+                have.extend(rep if isinstance(rep, tuple) else [rep])
+            if have != state_flat:
+                if len(parts) == len(state_flat) and all(isinstance(p, fx.Node) for p in parts):
+                    for part, wanted in zip(parts, state_flat, strict=True):
+                        self.require(part, wanted, f"the initial state of '{path}'")
+                raise self.fail(node, f"the initial state of '{path}' carries mirror Reps that "
+                                      f"differ from its hidden Rep {rep_hidden!r}",
+                                f"give '{path}' and the module producing its state the same "
+                                "hidden Rep (hidden={...})")
+        out_flat = flat_rep(out.shape, {-1: rep_hidden.repeat(directions)})
+        # getitem on this tuple finds provenance through self.rnn_prov
+        self.prov[node] = (path, [], directions == 2)
+        return (out_flat, tuple(state_flat) if isinstance(states, tuple) else state_flat[0])
+
+    def visit_function(self, node: fx.Node, value: Any) -> Any:
+        target = node.target
+        args, kwargs = node.args, node.kwargs
+        if node.op == "call_method" and target in _SIZE_METHODS:
+            return None
+        if not _has_tensor(value):
+            return None
+        if target is operator.getitem and isinstance(self.rep(args[0]), tuple):
+            flat = self.rep(args[0])[args[1]]
+            prov = self.prov.get(args[0])
+            if prov is not None and not isinstance(flat, tuple):
+                path, _, halve = prov
+                self.prov[node] = (path, [], halve if args[1] == 0 else False)
+            return flat
+        if target in _ODD_FUNCTIONS or target in (F.dropout, torch.dropout, "contiguous"):
+            self.inherit(node, args[0])
+            return self.rep(args[0])
+        if target in _EVEN_FREE_FUNCTIONS:
+            flat = self.rep(args[0])
+            if flat is not None and flat.n_negated:
+                raise self.fail(node, f"{_name(target)} is applied to features that flip sign "
+                                      "under the mirror (it is not an odd function)",
+                                "use an nn module (nn.ReLU()) so it can be switched, or "
+                                "hidden='regular' so no hidden channel flips sign")
+            self.inherit(node, args[0])
+            return flat
+        if target in _LINEAR_OPS:
+            return self.visit_arithmetic(node, _LINEAR_OPS[target])
+        if target in _REDUCTIONS:
+            return self.visit_reduction(node)
+        return self.visit_movement(node)
+
+    def visit_arithmetic(self, node: fx.Node, kind: str) -> Rep:
+        a, b = node.args[0], node.args[1] if len(node.args) > 1 else node.kwargs.get("other")
+        out_shape = tuple(node.meta["example_value"].shape)
+        reps = []
+        for arg in (a, b):
+            value = self.value(arg)
+            if isinstance(arg, fx.Node) and self.rep(arg) is not None:
+                reps.append(self.broadcast(node, arg, out_shape))
+            elif isinstance(value, torch.Tensor):
+                reps.append(("constant", value.expand(out_shape)))
+            else:
+                reps.append(("scalar", value))
+        features = [r for r in reps if isinstance(r, Rep)]
+        if not features:
+            return None  # type: ignore[return-value]
+        if kind == "mul" and len(features) == 2:
+            ra, rb = features
+            if not (ra.perm == rb.perm).all():
+                raise self.fail(node, "a product of two features whose mirror permutations differ",
+                                "multiply tensors with the same joints layout")
+            return Rep(ra.perm, ra.sign * rb.sign)
+        if len(features) == 2:
+            ra, rb = features
+            if ra != rb:
+                why = f"the {kind} in {self.where(node)}"
+                for side, wanted in ((b, ra), (a, rb)):
+                    if self.can_constrain(side) and self.rep(side).size == wanted.size:
+                        self.require(side, wanted, why)
+                raise self.fail(node, f"the {kind} combines tensors with different mirror Reps "
+                                      f"({ra!r} and {rb!r})",
+                                "add tensors with the same joints/coordinates layout")
+            return ra
+        rep = features[0]
+        for other in reps:
+            if isinstance(other, Rep):
+                continue
+            tag, value = other
+            if kind in ("mul", "div"):
+                if tag == "constant" and not torch.equal(_apply_flat(rep, value), value):
+                    raise self.fail(node, "a tensor constant (parameter or buffer) that is not "
+                                          "mirror-symmetric multiplies features",
+                                    "make the constant symmetric under the mirror")
+                continue
+            if tag == "scalar" and (value == 0 or rep.n_negated == 0):
+                continue
+            if tag == "constant" and torch.equal(_apply_flat(rep, value), value):
+                continue
+            raise self.fail(node, f"{kind} of a constant that the mirror would change (it flips "
+                                  "sign or swaps joints)",
+                            "remove the constant offset or make it mirror-symmetric")
+        return rep
+
+    def broadcast(self, node: fx.Node, arg: fx.Node, out_shape: tuple[int, ...]) -> Rep:
+        flat = self.rep(arg)
+        shape = tuple(arg.meta["example_value"].shape)
+        if shape == out_shape:
+            return flat
+        try:
+            return forward_rep(lambda t: t.expand(out_shape), [arg.meta["example_value"]], [flat])
+        except ValueError as error:
+            raise self.fail(node, f"broadcasting {shape} to {out_shape}: {error}",
+                            "broadcast along axes the mirror does not touch") from None
+
+    def visit_reduction(self, node: fx.Node) -> Rep:
+        x = node.args[0]
+        flat = self.rep(x)
+        shape = tuple(x.meta["example_value"].shape)
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+        if dims is None:
+            raise self.fail(node, "a reduction over every axis mixes mirrored features",
+                            "reduce over batch/time axes only")
+        dims = {d % len(shape) for d in ((dims,) if isinstance(dims, int) else dims)}
+        kept = [a for a in range(len(shape)) if a not in dims]
+        factors = factor_axes(shape, flat, kept) if kept else None
+        if factors is None:
+            raise self.fail(node, f"the reduction over axes {sorted(dims)} mixes elements the "
+                                  "mirror moves",
+                            "reduce over batch/time axes only")
+        out_shape = tuple(node.meta["example_value"].shape)
+        new_axes = {}
+        for axis, rep in factors.items():
+            new_axes[axis if keepdim else axis - sum(d < axis for d in dims)] = rep
+        return flat_rep(out_shape, new_axes)
+
+    def visit_movement(self, node: fx.Node) -> Any:
+        args = node.args
+        inputs = [self.value(a) for a in args]
+        reps = [self.arg_rep(a) for a in args]
+        if not any(_is_rep_like(r) for r in reps):
+            return None
+        kwargs = self.value(dict(node.kwargs))
+        try:
+            out = forward_rep(node.target, inputs, reps, kwargs=kwargs)
+        except NotDataMovementError:
+            raise self.fail(node, f"no rule for {_name(node.target)}",
+                            "use ops symmetrize knows, or report the op") from None
+        except ValueError as error:
+            raise self.fail(node, str(error), "keep both joints of every mirror pair") from None
+        tensor_args = [a for a in args if isinstance(a, fx.Node) and self.rep(a) is not None]
+        if len(tensor_args) == 1 and isinstance(out, Rep) and tensor_args[0] in self.prov:
+            path, chain, halve = self.prov[tensor_args[0]]
+            self.prov[node] = (path, [*chain, node], halve)
+        return tuple(out) if isinstance(out, list) else out
+
+    def arg_rep(self, arg: Any) -> Any:
+        if isinstance(arg, fx.Node):
+            rep = self.rep(arg)
+            value = arg.meta.get("example_value")
+            if rep is None and isinstance(value, torch.Tensor) and value.is_floating_point():
+                return Rep.trivial(value.numel())
+            return rep
+        if isinstance(arg, (list, tuple)):
+            return [self.arg_rep(a) for a in arg]
+        return None
+
+    def inherit(self, node: fx.Node, source: Any) -> None:
+        if isinstance(source, fx.Node) and source in self.prov:
+            self.prov[node] = self.prov[source]
+
+    def site(self, path: str, module: nn.Module, node: fx.Node) -> _Site:
+        site = self.sites.get(path)
+        if site is None:
+            site = self.sites[path] = _Site(path, module, node)
+        return site
+
+    def record(self, node: fx.Node, module: nn.Module, path: str, rep_in: Rep,
+               rep_out: Rep) -> None:
+        site = self.site(path, module, node)
+        if site.rep_in is not None and (site.rep_in != rep_in or site.rep_out != rep_out):
+            raise self.fail(node, f"module '{path}' is called twice with different mirror Reps "
+                                  f"({site.rep_in!r} and {rep_in!r} in)",
+                            "use separate modules for inputs laid out differently")
+        site.rep_in, site.rep_out = rep_in, rep_out
+
+
+def _act_axis(node: fx.Node) -> int:
+    value = node.meta["example_value"]
+    return 1 if value.dim() == 3 and _feeds_conv(node) else -1
+
+
+def _feeds_conv(node: fx.Node) -> bool:
+    """Whether an activation sits on a channels-first (N, C, L) tensor: it follows a Conv1d or
+    BatchNorm1d (directly or through element-wise modules)."""
+    source = node.args[0]
+    owner = node.graph.owning_module
+    while isinstance(source, fx.Node) and source.op == "call_module":
+        module = owner.get_submodule(str(source.target))
+        if isinstance(module, (nn.Conv1d, nn.BatchNorm1d)):
+            return True
+        if not isinstance(module, (*_PASS_MODULES, *_POINTWISE_MODULES)):
+            return False
+        source = source.args[0]
+    return False
+
+
+def _apply_flat(rep: Rep, value: torch.Tensor) -> torch.Tensor:
+    return rep.apply(value.reshape(-1)).reshape(value.shape)
+
+
+def _has_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_has_tensor(v) for v in value)
+    return False
+
+
+def _is_rep_like(rep: Any) -> bool:
+    if isinstance(rep, Rep):
+        return True
+    return isinstance(rep, list) and any(_is_rep_like(r) for r in rep)
+
+
+def _name(target: Any) -> str:
+    return target if isinstance(target, str) else getattr(target, "__name__", repr(target))
+
+
+# --------------------------------------------------------------------------------- rewrite
+def _rewrite(model: nn.Module, sites: dict[str, _Site], activation: str,
+             report: ConversionReport) -> None:
+    for path, site in sites.items():
+        module = model.get_submodule(path)
+        if isinstance(module, _POINTWISE_MODULES):
+            if not site.switch:
+                continue
+            new: nn.Module
+            if activation == "mixed" and site.rep_in is not None:
+                new = ChiralActivation(site.rep_in, activation=module, odd=nn.Tanh(),
+                                       dim=_act_axis(site.node))
+                action = "activation: odd (tanh) on flipping channels"
+            else:
+                new = nn.Tanh()
+                action = f"activation {type(module).__name__} -> Tanh"
+        elif isinstance(module, (nn.LSTM, nn.GRU)):
+            cls = ChiralLSTM if isinstance(module, nn.LSTM) else ChiralGRU
+            new = cls.from_dense(module, site.rep_in, site.rep_out)
+            action = f"replaced by {cls.__name__}"
+        elif isinstance(module, nn.BatchNorm1d):
+            new = ChiralBatchNorm1d.from_dense(module, site.rep_in)
+            action = "replaced by ChiralBatchNorm1d"
+        elif isinstance(module, nn.Conv1d):
+            new = ChiralConv1d.from_dense(module, site.rep_in, site.rep_out)
+            action = "replaced by ChiralConv1d"
+        elif isinstance(module, nn.Linear):
+            new = ChiralLinear.from_dense(module, site.rep_in, site.rep_out)
+            action = "replaced by ChiralLinear"
+        else:  # pragma: no cover - the propagation only records the types above
+            continue
+        new.train(module.training)
+        _set_submodule(model, path, new)
+        report.rows.append((path, type(module).__name__, _short(site.rep_in),
+                            _short(site.rep_out), action))
+
+
+def _set_submodule(model: nn.Module, path: str, new: nn.Module) -> None:
+    parent_path, _, name = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    setattr(parent, name, new)
+
+
+def _short(rep: Rep | None) -> str:
+    if rep is None:
+        return "-"
+    return f"{rep.size}: {rep.n_pairs}p {rep.n_negated}-"
+
+
+# --------------------------------------------------------------------------------- check
+def _check(model: nn.Module, spec: Spec, inputs: tuple[Any, ...]) -> float:
+    """Max |f(T x) - T f(x)| in float64, eval mode, on a copy (the model's state is untouched)."""
+    probe = copy.deepcopy(model).double().eval()
+    xs = tuple(x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+               for x in inputs)
+    mirrored = tuple(spec.mirror_input(i, x) if isinstance(x, torch.Tensor) else x
+                     for i, x in enumerate(xs))
+    with torch.no_grad():
+        out, out_m = probe(*xs), probe(*mirrored)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    outs_m = out_m if isinstance(out_m, (tuple, list)) else (out_m,)
+    error = 0.0
+    for i, (y, y_m) in enumerate(zip(outs, outs_m, strict=True)):
+        if isinstance(y, torch.Tensor):
+            error = max(error, (spec.mirror_output(i, y) - y_m).abs().max().item())
+    return error

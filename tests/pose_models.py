@@ -1,0 +1,113 @@
+"""Pose networks written the way their authors write them, for the conversion tests.
+
+Each imitates a well-known architecture from its description (not its code): a VideoPose3D-style
+dilated temporal convnet, a Martinez-style MLP lifter with residual blocks, and a seq2seq
+recurrent forecaster with a residual velocity output.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TemporalModel(nn.Module):
+    """VideoPose3D-style, written the way its authors write it."""
+    def __init__(self, num_joints_in=17, in_features=2, num_joints_out=17, filter_widths=(3, 3, 3), channels=68, dropout=0.25):
+        super().__init__()
+        self.num_joints_in, self.in_features, self.num_joints_out = num_joints_in, in_features, num_joints_out
+        self.filter_widths = filter_widths
+        self.drop = nn.Dropout(dropout)
+        self.relu = nn.ReLU(inplace=True)
+        self.pad = [filter_widths[0] // 2]
+        self.expand_conv = nn.Conv1d(num_joints_in * in_features, channels, filter_widths[0], bias=False)
+        self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
+        layers_conv, layers_bn = [], []
+        next_dilation = filter_widths[0]
+        for i in range(1, len(filter_widths)):
+            self.pad.append((filter_widths[i] - 1) * next_dilation // 2)
+            layers_conv.append(nn.Conv1d(channels, channels, filter_widths[i], dilation=next_dilation, bias=False))
+            layers_bn.append(nn.BatchNorm1d(channels, momentum=0.1))
+            layers_conv.append(nn.Conv1d(channels, channels, 1, dilation=1, bias=False))
+            layers_bn.append(nn.BatchNorm1d(channels, momentum=0.1))
+            next_dilation *= filter_widths[i]
+        self.layers_conv = nn.ModuleList(layers_conv)
+        self.layers_bn = nn.ModuleList(layers_bn)
+        self.shrink = nn.Conv1d(channels, num_joints_out * 3, 1)
+
+    def set_bn_momentum(self, momentum):
+        self.expand_bn.momentum = momentum
+        for bn in self.layers_bn:
+            bn.momentum = momentum
+
+    def receptive_field(self):
+        return 1 + 2 * sum(self.pad)
+
+    def forward(self, x):
+        assert len(x.shape) == 4
+        assert x.shape[-2] == self.num_joints_in
+        assert x.shape[-1] == self.in_features
+        sz = x.shape[:3]
+        x = x.view(x.shape[0], x.shape[1], -1)
+        x = x.permute(0, 2, 1)
+        x = self.drop(self.relu(self.expand_bn(self.expand_conv(x))))
+        for i in range(len(self.pad) - 1):
+            pad = self.pad[i + 1]
+            res = x[:, :, pad : x.shape[2] - pad]
+            x = self.drop(self.relu(self.layers_bn[2 * i](self.layers_conv[2 * i](x))))
+            x = res + self.drop(self.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
+        x = self.shrink(x)
+        x = x.permute(0, 2, 1)
+        x = x.view(sz[0], -1, self.num_joints_out, 3)
+        return x
+
+
+class LinearBlock(nn.Module):
+    def __init__(self, size, p=0.5):
+        super().__init__()
+        self.w1 = nn.Linear(size, size); self.bn1 = nn.BatchNorm1d(size)
+        self.w2 = nn.Linear(size, size); self.bn2 = nn.BatchNorm1d(size)
+        self.relu = nn.ReLU(inplace=True); self.dropout = nn.Dropout(p)
+    def forward(self, x):
+        y = self.dropout(self.relu(self.bn1(self.w1(x))))
+        y = self.dropout(self.relu(self.bn2(self.w2(y))))
+        return x + y
+
+class MLPLifter(nn.Module):
+    def __init__(self, joints_in=17, joints_out=15, size=136, stages=2):
+        super().__init__()
+        self.joints_out = joints_out
+        self.w1 = nn.Linear(joints_in * 2, size); self.bn1 = nn.BatchNorm1d(size)
+        self.stages = nn.ModuleList([LinearBlock(size) for _ in range(stages)])
+        self.w2 = nn.Linear(size, joints_out * 3)
+        self.relu = nn.ReLU(inplace=True); self.dropout = nn.Dropout(0.5)
+    def forward(self, x):
+        y = self.dropout(self.relu(self.bn1(self.w1(x.view(x.shape[0], -1)))))
+        for stage in self.stages:
+            y = stage(y)
+        return self.w2(y).view(x.shape[0], self.joints_out, 3)
+
+class Seq2Seq(nn.Module):
+    """Encoder-decoder forecaster on (N, T, J*2): the first ``input_len`` frames are observed,
+    the rest are forecast; with teacher forcing the decoder reads the true previous frame."""
+
+    def __init__(self, joints=17, hidden=68, input_len=8, output_len=5, cell=nn.LSTM):
+        super().__init__()
+        self.input_len, self.output_len = input_len, output_len
+        self.encoder = cell(joints * 2, hidden, num_layers=2, batch_first=True)
+        self.decoder = cell(joints * 2, hidden, num_layers=2, batch_first=True)
+        self.out = nn.Linear(hidden, joints * 2)
+
+    def forward(self, x, teacher_forcing=False):
+        _, state = self.encoder(x[:, : self.input_len - 1])
+        prev = x[:, self.input_len - 1 : self.input_len]
+        preds = []
+        for t in range(self.output_len):
+            h, state = self.decoder(prev, state)
+            pred = prev + self.out(h)  # residual velocity
+            preds.append(pred)
+            if teacher_forcing:
+                prev = x[:, self.input_len + t : self.input_len + t + 1]
+            else:
+                prev = pred
+        return torch.cat(preds, dim=1)

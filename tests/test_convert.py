@@ -1,0 +1,186 @@
+"""symmetrize(model, spec): conversion of pose networks written in their authors' style."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from symmetrize import ConversionError, Rep, Spec, symmetrize, weight_sharing
+from symmetrize.nn import ChiralBatchNorm1d, ChiralConv1d, ChiralGRU, ChiralLinear, ChiralLSTM
+from tests.pose_models import MLPLifter, Seq2Seq, TemporalModel
+
+H36M_SEQ = Spec(input="n t j c", output="n t j c", skeleton="h36m", negate=(0,))
+
+
+def equivariance_error(model: nn.Module, spec: Spec, x: torch.Tensor, train: bool) -> float:
+    probe = copy.deepcopy(model).double().train(train)
+    x = x.double()
+    with torch.no_grad():
+        return (probe(spec.mirror_input(0, x)) - spec.mirror_output(0, probe(x))).abs().max().item()
+
+
+def train_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 25) -> list[float]:
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    model.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = (model(x) - y).pow(2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("filter_widths,channels", [((3, 3, 3), 68), ((3, 3, 3, 3, 3), 85)])
+def test_temporal_convnet(filter_widths: tuple[int, ...], channels: int) -> None:
+    torch.manual_seed(0)
+    model = TemporalModel(filter_widths=filter_widths, channels=channels, dropout=0.0)
+    rf = model.receptive_field()
+    x = torch.randn(2, rf + 4, 17, 2)
+    before = copy.deepcopy(model.state_dict())
+    chiral = symmetrize(model, H36M_SEQ, (x,))
+    # the user's model is untouched, the copy keeps its class and methods
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert type(chiral) is TemporalModel and chiral.receptive_field() == rf
+    chiral.set_bn_momentum(0.05)
+    assert isinstance(chiral.expand_conv, ChiralConv1d)
+    assert all(isinstance(m, ChiralBatchNorm1d) for m in chiral.layers_bn)
+    assert isinstance(chiral.relu, nn.Tanh)
+    for train in (False, True):
+        assert equivariance_error(chiral, H36M_SEQ, x, train) < 1e-10
+    # a plain model is not equivariant: the test can fail
+    assert equivariance_error(model, H36M_SEQ, x, False) > 1e-3
+    report = chiral.symmetrize_report
+    replaced = {row[0] for row in report.rows}
+    convs = {n for n, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.BatchNorm1d))}
+    assert convs | {"relu"} == replaced
+    assert 0.45 < report.parameter_ratio < 0.6
+    assert report.parameters_after == sum(p.numel() for p in chiral.parameters())
+    assert report.equivariance_error < 1e-10
+    y = torch.randn(2, x.shape[1] - rf + 1, 17, 3)
+    losses = train_steps(chiral, x, y)
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_pretrained_weights_are_projected() -> None:
+    torch.manual_seed(1)
+    model = TemporalModel(dropout=0.0)
+    chiral = symmetrize(model, H36M_SEQ, (torch.randn(2, 27, 17, 2),))
+    conv = chiral.layers_conv[0]
+    sharing = weight_sharing(conv.rep_in, conv.rep_out)
+    expected = sharing.project_dense(model.layers_conv[0].weight.detach())
+    torch.testing.assert_close(conv.weight.detach(), expected)
+
+
+def test_regular_hidden_keeps_relu_and_constrains_the_output_layer() -> None:
+    torch.manual_seed(2)
+    model = TemporalModel(dropout=0.0)
+    x = torch.randn(2, 27, 17, 2)
+    chiral = symmetrize(model, H36M_SEQ, (x,), hidden="regular")
+    assert isinstance(chiral.relu, nn.ReLU)
+    assert chiral.layers_conv[0].rep_out == Rep.regular(68)
+    # the output layer's Rep comes from the Spec, pulled back through permute and view
+    assert chiral.shrink.rep_out == Rep.pose("h36m", 3, negate=(0,))
+    assert any("shrink" in note for note in chiral.symmetrize_report.notes)
+    assert equivariance_error(chiral, H36M_SEQ, x, True) < 1e-10
+
+
+def test_mlp_lifter_with_another_output_skeleton() -> None:
+    torch.manual_seed(3)
+    model = MLPLifter(joints_in=17, joints_out=15)
+    for block in model.stages:
+        block.dropout.p = 0.0
+    model.dropout.p = 0.0
+    spec = Spec(input="n j c", output="n j c", skeleton="h36m", output_skeleton="humaneva",
+                negate=(0,))
+    x = torch.randn(8, 17, 2)
+    chiral = symmetrize(model, spec, (x,))
+    assert isinstance(chiral.w2, ChiralLinear)
+    assert chiral.w2.rep_out == Rep.pose("humaneva", 3, negate=(0,))
+    for train in (False, True):
+        assert equivariance_error(chiral, spec, x, train) < 1e-10
+    assert 0.45 < chiral.symmetrize_report.parameter_ratio < 0.6
+    losses = train_steps(chiral, x, torch.randn(8, 15, 3))
+    assert losses[-1] < 0.7 * losses[0]
+
+
+@pytest.mark.parametrize("cell,chiral_cls", [(nn.LSTM, ChiralLSTM), (nn.GRU, ChiralGRU)])
+@pytest.mark.parametrize("hidden", ["skeleton", "regular"])
+def test_seq2seq_forecaster(cell: type, chiral_cls: type, hidden: str) -> None:
+    torch.manual_seed(4)
+    model = Seq2Seq(cell=cell)
+    spec = Spec(input="n t (j c)", output="n t (j c)", skeleton="h36m", negate=(0,))
+    x = torch.randn(3, 13, 34)
+    chiral = symmetrize(model, spec, (x,), hidden=hidden, negated_fraction=0.5)
+    assert isinstance(chiral.encoder, chiral_cls) and isinstance(chiral.decoder, chiral_cls)
+    # the read-out feeds a residual with the input pose: its Rep is the pose Rep
+    assert chiral.out.rep_out == Rep.pose("h36m", 2, negate=(0,))
+    for train in (False, True):
+        assert equivariance_error(chiral, spec, x, train) < 1e-10
+    # teacher forcing is a Python flag: the converted model honours both values
+    probe = copy.deepcopy(chiral).double()
+    xd = x.double()
+    forced = probe(spec.mirror_input(0, xd), teacher_forcing=True)
+    assert (forced - spec.mirror_output(0, probe(xd, teacher_forcing=True))).abs().max() < 1e-10
+    losses = train_steps(chiral, x, torch.randn(3, 5, 34))
+    assert losses[-1] < losses[0]
+
+
+def test_functional_relu_on_flipping_features_is_a_clear_error() -> None:
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(34, 68), nn.Linear(68, 34)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(F.relu(self.a(x)))
+
+    spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
+    with pytest.raises(ConversionError, match=r"test_convert.py:\d+\): relu is applied to "
+                                              r"features that flip sign.*hidden='regular'"):
+        symmetrize(Functional(), spec, (torch.randn(2, 34),))
+    # with the regular policy nothing hidden flips sign, so the functional ReLU is fine
+    chiral = symmetrize(Functional(), spec, (torch.randn(2, 34),), hidden="regular")
+    assert chiral.symmetrize_report.equivariance_error < 1e-10
+
+
+def test_unknown_module_names_its_path() -> None:
+    class WithConv2d(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.spatial = nn.Conv2d(2, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.spatial(x)
+
+    spec = Spec(input="n c t j", output="n c t j", skeleton="h36m")
+    with pytest.raises(ConversionError, match="no rule for module 'spatial' of type Conv2d"):
+        symmetrize(WithConv2d(), spec, (torch.randn(2, 2, 5, 17),))
+
+
+def test_asymmetric_slicing_is_a_clear_error() -> None:
+    class DropsAJoint(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(15 * 2, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # drops joints 0 (pelvis, a centre joint: fine) and 1 (right hip, whose twin stays)
+            return self.a(x[:, 2:].reshape(x.shape[0], -1))
+
+    spec = Spec(input="n j c", output="n k", skeleton="h36m")
+    with pytest.raises(ConversionError, match=r"test_convert.py:\d+\).*drops its mirror image"):
+        symmetrize(DropsAJoint(), spec, (torch.randn(2, 17, 2),))
+
+    class DropsTheCentre(DropsAJoint):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.a(torch.cat([x[:, 1:7], x[:, 8:]], 1)[:, :15].reshape(x.shape[0], -1))
+
+    # dropping centre joints 0 and 7 keeps every pair: the logits come out invariant
+    chiral = symmetrize(DropsTheCentre(), spec, (torch.randn(2, 17, 2),))
+    assert chiral.symmetrize_report.equivariance_error < 1e-10
