@@ -7,7 +7,7 @@ equivariant network's output mirrors exactly; an invariant one does not change.
 from symmetrize.rep import Rep, WeightSharing, weight_sharing
 from symmetrize.skeleton import Skeleton
 from symmetrize.spec import Spec
-from symmetrize.passes.convert import ConversionError, symmetrize  # noqa: E402  (needs Spec)
+from symmetrize.passes.convert import ConversionError, explain, symmetrize  # noqa: E402  (needs Spec)
 
 __version__ = "0.1.0"
 
@@ -18,6 +18,7 @@ __all__ = [
     "Spec",
     "WeightSharing",
     "__version__",
+    "explain",
     "symmetrize",
     "weight_sharing",
 ]

@@ -184,3 +184,74 @@ def test_asymmetric_slicing_is_a_clear_error() -> None:
     # dropping centre joints 0 and 7 keeps every pair: the logits come out invariant
     chiral = symmetrize(DropsTheCentre(), spec, (torch.randn(2, 17, 2),))
     assert chiral.symmetrize_report.equivariance_error < 1e-10
+
+
+class ConvClassifier(nn.Module):
+    """Temporal conv blocks over (N, T, J, 3) clips, global pooling, class logits."""
+
+    def __init__(self, width: int = 51, blocks: int = 5, classes: int = 6) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 17 * 3
+        for _ in range(blocks):
+            layers += [nn.Conv1d(channels, width, 3, padding=1), nn.BatchNorm1d(width), nn.ReLU()]
+            channels = width
+        self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(x.flatten(2).transpose(1, 2))
+        return self.fc(h.mean(dim=2))
+
+
+CLIP_SPEC = Spec(input="n t j c", output="n k", skeleton="h36m", negate=(0,))
+
+
+def test_invariance_layer_at_a_named_module() -> None:
+    torch.manual_seed(5)
+    model = ConvClassifier()
+    x = torch.randn(4, 16, 17, 3)
+    chiral = symmetrize(model, CLIP_SPEC, (x,), invariant_at="blocks.9",
+                        hidden={"blocks.6": 1 / 6})
+    # blocks.9 is the fourth conv: the invariance layer; everything after it stays plain
+    assert isinstance(chiral.blocks[9], ChiralConv1d) and chiral.blocks[9].rep_out.is_trivial
+    assert type(chiral.blocks[12]) is nn.Conv1d and type(chiral.fc) is nn.Linear
+    assert type(chiral.blocks[10]) is nn.BatchNorm1d
+    kept = [row[0] for row in chiral.symmetrize_report.rows if row[4].startswith("kept")]
+    assert "blocks.12" in kept and "fc" in kept
+    # the schedule override took effect: 1/6 of each joint's 3 dims rounds to 0 negated
+    assert chiral.blocks[6].rep_out.n_negated == 17 * round(3 / 6)
+    for train in (False, True):
+        probe = copy.deepcopy(chiral).double().train(train)
+        xd = x.double()
+        with torch.no_grad():
+            assert (probe(CLIP_SPEC.mirror_input(0, xd)) - probe(xd)).abs().max() < 1e-10
+
+
+def test_invariant_output_without_invariant_at_constrains_the_last_layer() -> None:
+    torch.manual_seed(6)
+    chiral = symmetrize(ConvClassifier(blocks=2), CLIP_SPEC, (torch.randn(2, 8, 17, 3),))
+    assert chiral.fc.rep_out.is_trivial
+    assert chiral.symmetrize_report.equivariance_error < 1e-10
+
+
+def test_reinit_explain_and_bad_names() -> None:
+    torch.manual_seed(7)
+    model = TemporalModel(dropout=0.0)
+    x = torch.randn(2, 27, 17, 2)
+    projected = symmetrize(model, H36M_SEQ, (x,))
+    fresh = symmetrize(model, H36M_SEQ, (x,), weights="reinit")
+    assert not torch.allclose(fresh.shrink.weight, projected.shrink.weight)
+    assert fresh.symmetrize_report.equivariance_error < 1e-10
+    assert any("re-initialised" in row[4] for row in fresh.symmetrize_report.rows)
+    from symmetrize import explain
+
+    report = explain(model, H36M_SEQ, (x,))
+    assert {row[0] for row in report.rows} == {row[0] for row in projected.symmetrize_report.rows}
+    assert type(model.shrink) is nn.Conv1d  # explain changed nothing
+    with pytest.raises(ConversionError, match=r"no module named 'shrnk'.*did you mean 'shrink'"):
+        symmetrize(model, H36M_SEQ, (x,), invariant_at="shrnk")
+    with pytest.raises(ConversionError, match="no module named 'layers_conv.9'"):
+        symmetrize(model, H36M_SEQ, (x,), hidden={"layers_conv.9": "regular"})
+    with pytest.raises(ValueError, match="weights must be 'project' or 'reinit'"):
+        symmetrize(model, H36M_SEQ, (x,), weights="zeros")

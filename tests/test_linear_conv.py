@@ -198,3 +198,24 @@ def test_odd_detection_and_error() -> None:
         ChiralActivation(Rep.negated(2), odd=nn.ReLU())
     with pytest.raises(ValueError, match="expects 2 channels on axis 1"):
         ChiralActivation(Rep.negated(2))(torch.zeros(3, 4))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ChiralLinear(Rep.pose("h36m", 2), Rep.skeleton_hidden("h36m", 4, 1)),
+    lambda: ChiralConv1d(Rep.pose("h36m", 2), Rep.skeleton_hidden("h36m", 4, 1), 3),
+])
+def test_reset_parameters_reaches_the_free_parameters(make) -> None:  # type: ignore[no-untyped-def]
+    layer = make()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.zero_()
+    layer.reset_parameters()
+    theta = layer.parametrizations.weight.original
+    assert theta.abs().sum() > 0 and layer.weight.abs().sum() > 0
+    assert layer.parametrizations.bias.original.abs().sum() > 0
+    x = torch.randn(4, layer.in_features if isinstance(layer, nn.Linear) else 34,
+                    *(() if isinstance(layer, nn.Linear) else (5,)), dtype=torch.float64)
+    rep_in, rep_out = layer.rep_in, layer.rep_out
+    dim = -1 if isinstance(layer, nn.Linear) else 1
+    layer = layer.double()
+    assert max_err(layer(rep_in.apply(x, dim)), rep_out.apply(layer(x), dim)) < 1e-10

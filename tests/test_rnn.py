@@ -449,3 +449,15 @@ def test_init_scale_matches_plain(cls: type) -> None:
             plain_var.append(float(plain(x)[0].var()))
     ratio = np.mean(chiral_var) / np.mean(plain_var)
     assert 0.8 < ratio < 1.2, ratio
+
+
+def test_reset_parameters_reaches_the_free_parameters() -> None:
+    from symmetrize.nn import ChiralGRU, ChiralLSTM
+
+    for cls in (ChiralLSTM, ChiralGRU):
+        rnn = cls(Rep.regular(4), Rep.skeleton_hidden("h36m", 2, 1), num_layers=2)
+        with torch.no_grad():
+            for p in rnn.parameters():
+                p.zero_()
+        rnn.reset_parameters()
+        assert all(p.abs().sum() > 0 for p in rnn.parameters())

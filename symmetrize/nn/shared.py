@@ -142,6 +142,25 @@ class ChiralModule:
         if bias:
             self._share("bias", Rep.trivial(1), rep_out)
 
+    def reset_parameters(self) -> None:
+        """Re-initialise like the plain layer (its default init, read as in :meth:`_share`).
+
+        The plain ``reset_parameters`` would initialise the materialised tensors in place, which
+        never reaches the stored free parameters.
+        """
+        if not self._shared_names:  # inside the plain class's __init__, before sharing
+            super().reset_parameters()  # type: ignore[misc]
+            return
+        module: nn.Module = self  # type: ignore[assignment]
+        plain = self.to_dense()  # type: ignore[attr-defined]
+        plain.reset_parameters()
+        with torch.no_grad():
+            for name in self._shared_names:
+                dense = getattr(plain, name)
+                sharing = self.shared_sharing(name)
+                theta = sharing.sample_like(dense.reshape(*sharing.shape, *dense.shape[2:]))
+                module.parametrizations[name].original.copy_(theta)
+
     def shared_sharing(self, name: str) -> WeightSharing:
         """The :class:`WeightSharing` of shared tensor ``name``."""
         module: nn.Module = self  # type: ignore[assignment]

@@ -16,6 +16,7 @@ the mirror does not touch. Anything else is an error that names the node and its
 from __future__ import annotations
 
 import copy
+import difflib
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from symmetrize.rep import Rep
 from symmetrize.skeleton import Skeleton
 from symmetrize.spec import Spec
 
-__all__ = ["ConversionError", "ConversionReport", "symmetrize"]
+__all__ = ["ConversionError", "ConversionReport", "explain", "symmetrize"]
 
 HiddenPolicy = str | Callable[[str, int], Rep] | Mapping[str, Any]
 
@@ -127,7 +128,8 @@ class _Site:
 
 def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | torch.Tensor,
                hidden: HiddenPolicy = "skeleton", negated_fraction: float = 1 / 3,
-               activation: str = "tanh", check: bool = True) -> nn.Module:
+               activation: str = "tanh", invariant_at: str | None = None,
+               weights: str = "project", check: bool = True) -> nn.Module:
     """A chirality-equivariant copy of ``model``, as annotated by ``spec``.
 
     Args:
@@ -143,6 +145,11 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
         activation: where a non-odd activation meets channels that flip sign: ``"tanh"`` (the
             paper: the whole activation becomes tanh) or ``"mixed"`` (keep it on channels that do
             not flip, tanh on those that do).
+        invariant_at: the path of a Linear/Conv1d/LSTM/GRU that becomes the invariance layer
+            (output Rep trivial); every layer after it, seeing only invariant features, stays an
+            ordinary layer (the paper's action recogniser).
+        weights: ``"project"`` (the closest equivariant weights to the pretrained ones) or
+            ``"reinit"`` (fresh initialisation with the plain layer's scale).
         check: compare ``f(T x)`` with ``T f(x)`` in float64 and raise if they differ.
 
     Returns:
@@ -155,12 +162,21 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     """
     if activation not in ("tanh", "mixed"):
         raise ValueError(f"activation must be 'tanh' or 'mixed', got {activation!r}")
+    if weights not in ("project", "reinit"):
+        raise ValueError(f"weights must be 'project' or 'reinit', got {weights!r}")
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    modules = dict(model.named_modules())
+    named = list(hidden) if isinstance(hidden, Mapping) else []
+    for path in [*named, *([invariant_at] if invariant_at is not None else [])]:
+        _check_path(modules, path)
     traced = trace(model, inputs)
     gm = traced.graph_module
-    modules = dict(model.named_modules())
     skeleton = spec.skeleton
     decisions: dict[str, _Decision] = {}
+    if invariant_at is not None:
+        decisions[invariant_at] = _Decision(invariant_at, _width(modules[invariant_at]),
+                                            Rep.trivial(_width(modules[invariant_at])),
+                                            constrained_by="invariant_at")
     for _ in range(64):
         try:
             sites = _Propagation(gm, modules, spec, decisions, skeleton, hidden,
@@ -172,7 +188,7 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
         raise ConversionError("the hidden Reps did not settle after 64 rounds of constraints")
     converted = copy.deepcopy(model)
     report = ConversionReport(parameters_before=sum(p.numel() for p in model.parameters()))
-    _rewrite(converted, sites, activation, report)
+    _rewrite(converted, sites, activation, weights, report)
     report.parameters_after = sum(p.numel() for p in converted.parameters())
     report.notes.extend(f"{d.path}: output Rep fixed by {d.constrained_by}"
                         for d in decisions.values() if d.constrained_by)
@@ -185,6 +201,13 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
                 f" please report it with the model")
     converted.symmetrize_report = report  # type: ignore[assignment]
     return converted
+
+
+def explain(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | torch.Tensor,
+            **options: Any) -> ConversionReport:
+    """A dry run of :func:`symmetrize`: the report of what it would replace, switch and keep
+    (the model is not modified). Takes the same options."""
+    return symmetrize(model, spec, example_inputs, **options).symmetrize_report
 
 
 # --------------------------------------------------------------------------------- propagation
@@ -222,10 +245,12 @@ class _Propagation:
     def rep(self, node: Any) -> Any:
         return self.env.get(node) if isinstance(node, fx.Node) else None
 
-    def decide(self, path: str, width: int) -> Rep:
+    def decide(self, path: str, width: int, rep_in: Rep) -> Rep:
         decision = self.decisions.get(path)
         if decision is None:
             decision = self.decisions[path] = _Decision(path, width, self.policy(path, width))
+        if rep_in.is_trivial and decision.constrained_by is None:
+            return Rep.trivial(width)  # after the invariance layer: nothing left to mirror
         return decision.rep
 
     def policy(self, path: str, width: int) -> Rep:
@@ -384,7 +409,7 @@ class _Propagation:
             axis = 1 if isinstance(module, nn.Conv1d) else -1
             rep_in = self.channel_rep(node, args[0], axis, f"'{path}'")
             width = module.out_channels if isinstance(module, nn.Conv1d) else module.out_features
-            rep_out = self.decide(path, width)
+            rep_out = self.decide(path, width, rep_in)
             self.record(node, module, path, rep_in, rep_out)
             self.prov[node] = (path, [], False)
             return flat_rep(node.meta["example_value"].shape, {axis: rep_out})
@@ -403,7 +428,7 @@ class _Propagation:
         if module.proj_size:
             raise self.fail(node, f"'{path}' uses proj_size", "use proj_size=0")
         rep_in = self.channel_rep(node, node.args[0], -1, f"'{path}'")
-        rep_hidden = self.decide(path, module.hidden_size)
+        rep_hidden = self.decide(path, module.hidden_size, rep_in)
         self.record(node, module, path, rep_in, rep_hidden)
         out, states = node.meta["example_value"]
         directions = 2 if module.bidirectional else 1
@@ -598,6 +623,21 @@ class _Propagation:
         site.rep_in, site.rep_out = rep_in, rep_out
 
 
+def _width(module: nn.Module) -> int:
+    for attr in ("out_features", "out_channels", "hidden_size"):
+        if hasattr(module, attr):
+            return int(getattr(module, attr))
+    raise ConversionError(f"invariant_at must name a Linear, Conv1d, LSTM or GRU, got a "
+                          f"{type(module).__name__}")
+
+
+def _check_path(modules: Mapping[str, nn.Module], path: str) -> None:
+    if path not in modules or path == "":
+        close = difflib.get_close_matches(path, [m for m in modules if m], n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ConversionError(f"no module named {path!r} in the model{hint}")
+
+
 def _act_axis(node: fx.Node) -> int:
     value = node.meta["example_value"]
     return 1 if value.dim() == 3 and _feeds_conv(node) else -1
@@ -641,10 +681,15 @@ def _name(target: Any) -> str:
 
 
 # --------------------------------------------------------------------------------- rewrite
-def _rewrite(model: nn.Module, sites: dict[str, _Site], activation: str,
+def _rewrite(model: nn.Module, sites: dict[str, _Site], activation: str, weights: str,
              report: ConversionReport) -> None:
     for path, site in sites.items():
         module = model.get_submodule(path)
+        if site.rep_in is not None and site.rep_in.is_trivial and site.rep_out is not None \
+                and site.rep_out.is_trivial:
+            report.rows.append((path, type(module).__name__, _short(site.rep_in),
+                                _short(site.rep_out), "kept (sees only invariant features)"))
+            continue
         if isinstance(module, _POINTWISE_MODULES):
             if not site.switch:
                 continue
@@ -671,6 +716,9 @@ def _rewrite(model: nn.Module, sites: dict[str, _Site], activation: str,
             action = "replaced by ChiralLinear"
         else:  # pragma: no cover - the propagation only records the types above
             continue
+        if weights == "reinit" and isinstance(new, ChiralModule):
+            new.reset_parameters()
+            action += " (re-initialised)"
         new.train(module.training)
         _set_submodule(model, path, new)
         report.rows.append((path, type(module).__name__, _short(site.rep_in),
