@@ -255,3 +255,48 @@ def test_reinit_explain_and_bad_names() -> None:
         symmetrize(model, H36M_SEQ, (x,), hidden={"layers_conv.9": "regular"})
     with pytest.raises(ValueError, match="weights must be 'project' or 'reinit'"):
         symmetrize(model, H36M_SEQ, (x,), weights="zeros")
+
+
+class TemporalSmoothing(nn.Module):
+    """Average pooling over time: equivariant, but an op the pass has no rule for."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool1d(x, 3, stride=1, padding=1)
+
+
+class SmoothedLifter(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(34, 68, 3, padding=1)
+        self.smooth = TemporalSmoothing()
+        self.out = nn.Conv1d(68, 51, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.smooth(torch.tanh(self.conv(x.flatten(2).transpose(1, 2))))
+        return self.out(h).transpose(1, 2).unflatten(2, (17, 3))
+
+
+def test_assume_equivariant_and_keep() -> None:
+    torch.manual_seed(8)
+    model = SmoothedLifter()
+    x = torch.randn(2, 9, 17, 2)
+    with pytest.raises(ConversionError, match="no rule for avg_pool1d"):
+        symmetrize(model, H36M_SEQ, (x,))
+    chiral = symmetrize(model, H36M_SEQ, (x,), assume_equivariant=["smooth"])
+    assert type(chiral.smooth) is TemporalSmoothing
+    assert ("smooth", "TemporalSmoothing", "-", "-", "assumed equivariant") in \
+        chiral.symmetrize_report.rows
+    assert chiral.symmetrize_report.equivariance_error < 1e-10
+    kept = symmetrize(model, H36M_SEQ, (x,), assume_equivariant=["smooth"], keep=["out"])
+    assert type(kept.out) is nn.Conv1d
+    assert any("expected with keep=['out']" in note for note in kept.symmetrize_report.notes)
+    assert kept.symmetrize_report.equivariance_error > 1e-3
+
+
+def test_width_that_does_not_divide_the_skeleton_is_reported() -> None:
+    torch.manual_seed(9)
+    model = TemporalModel(channels=70, dropout=0.0)  # 70 = 17 x 4 + 2
+    chiral = symmetrize(model, H36M_SEQ, (torch.randn(2, 27, 17, 2),))
+    assert any("width 70 is not a multiple of 17 joints" in n
+               for n in chiral.symmetrize_report.notes)
+    assert chiral.symmetrize_report.equivariance_error < 1e-10

@@ -129,7 +129,8 @@ class _Site:
 def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | torch.Tensor,
                hidden: HiddenPolicy = "skeleton", negated_fraction: float = 1 / 3,
                activation: str = "tanh", invariant_at: str | None = None,
-               weights: str = "project", check: bool = True) -> nn.Module:
+               weights: str = "project", keep: Sequence[str] = (),
+               assume_equivariant: Sequence[str] = (), check: bool = True) -> nn.Module:
     """A chirality-equivariant copy of ``model``, as annotated by ``spec``.
 
     Args:
@@ -150,7 +151,12 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
             ordinary layer (the paper's action recogniser).
         weights: ``"project"`` (the closest equivariant weights to the pretrained ones) or
             ``"reinit"`` (fresh initialisation with the plain layer's scale).
-        check: compare ``f(T x)`` with ``T f(x)`` in float64 and raise if they differ.
+        keep: module paths left untouched (converted as if chiral for the analysis, but not
+            replaced); the check then reports the error they cause instead of raising.
+        assume_equivariant: paths of your own modules to trust as equivariant (same Rep in as
+            out); they are traced as single nodes and left as they are.
+        check: compare ``f(T x)`` with ``T f(x)`` in float64 and raise if they differ (unless
+            ``keep`` explains it).
 
     Returns:
         A deep copy of ``model`` with chiral layers; ``converted.symmetrize_report`` holds the
@@ -167,9 +173,11 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     modules = dict(model.named_modules())
     named = list(hidden) if isinstance(hidden, Mapping) else []
-    for path in [*named, *([invariant_at] if invariant_at is not None else [])]:
+    for path in [*named, *keep, *assume_equivariant,
+                 *([invariant_at] if invariant_at is not None else [])]:
         _check_path(modules, path)
-    traced = trace(model, inputs)
+    traced = trace(model, inputs,
+                   leaf_modules=tuple({type(modules[p]) for p in assume_equivariant}))
     gm = traced.graph_module
     skeleton = spec.skeleton
     decisions: dict[str, _Decision] = {}
@@ -179,8 +187,9 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
                                             constrained_by="invariant_at")
     for _ in range(64):
         try:
-            sites = _Propagation(gm, modules, spec, decisions, skeleton, hidden,
-                                 negated_fraction).run()
+            propagation = _Propagation(gm, modules, spec, decisions, skeleton, hidden,
+                                       negated_fraction, set(assume_equivariant))
+            sites = propagation.run()
             break
         except _Restart:
             continue
@@ -188,13 +197,17 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
         raise ConversionError("the hidden Reps did not settle after 64 rounds of constraints")
     converted = copy.deepcopy(model)
     report = ConversionReport(parameters_before=sum(p.numel() for p in model.parameters()))
-    _rewrite(converted, sites, activation, weights, report)
+    _rewrite(converted, sites, activation, weights, set(keep), report)
+    report.notes.extend(propagation.notes)
     report.parameters_after = sum(p.numel() for p in converted.parameters())
     report.notes.extend(f"{d.path}: output Rep fixed by {d.constrained_by}"
                         for d in decisions.values() if d.constrained_by)
     if check:
         report.equivariance_error = _check(converted, spec, inputs)
-        if not report.equivariance_error < 1e-8:
+        if not report.equivariance_error < 1e-8 and keep:
+            report.notes.append(f"not equivariant (float64 error {report.equivariance_error:.2e})"
+                                f": expected with keep={list(keep)}")
+        elif not report.equivariance_error < 1e-8:
             raise ConversionError(
                 f"the converted model is not equivariant (float64 error "
                 f"{report.equivariance_error:.2e}); this is a bug or an op without a correct rule:"
@@ -216,7 +229,7 @@ class _Propagation:
 
     def __init__(self, gm: fx.GraphModule, modules: dict[str, nn.Module], spec: Spec,
                  decisions: dict[str, _Decision], skeleton: Skeleton, hidden: HiddenPolicy,
-                 fraction: float) -> None:
+                 fraction: float, assumed: set[str]) -> None:
         self.gm, self.modules, self.spec = gm, modules, spec
         self.decisions, self.skeleton, self.hidden, self.fraction = (
             decisions, skeleton, hidden, fraction)
@@ -225,6 +238,8 @@ class _Propagation:
         self.prov: dict[fx.Node, tuple[str, list[fx.Node], bool]] = {}
         self.sites: dict[str, _Site] = {}
         self.n_input = 0
+        self.assumed = assumed
+        self.notes: list[str] = []
 
     def run(self) -> dict[str, _Site]:
         for node in self.gm.graph.nodes:
@@ -273,6 +288,10 @@ class _Propagation:
                 rep = Rep.skeleton_hidden(self.skeleton, dims, round(dims * fraction))
                 if rest:
                     rep = rep + Rep.trivial(rest)
+                    note = (f"{path}: width {width} is not a multiple of {joints} joints: "
+                            f"{joints} x {dims} skeleton channels + {rest} invariant ones")
+                    if note not in self.notes:
+                        self.notes.append(note)
         else:
             raise ConversionError(f"hidden policy for '{path}' must be 'skeleton', 'regular', a "
                                   f"fraction, a Rep or a callable, got {choice!r}")
@@ -387,6 +406,17 @@ class _Propagation:
 
     def visit_module(self, node: fx.Node, module: nn.Module, path: str) -> Any:
         args = node.args
+        if path in self.assumed:
+            flat = self.rep(args[0])
+            out = node.meta["example_value"]
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(
+                    args[0].meta["example_value"].shape):
+                raise self.fail(node, f"assume_equivariant module '{path}' must map one tensor "
+                                      "to one tensor of the same shape",
+                                "assume a module whose output has its input's layout")
+            self.site(path, module, node).rep_in = flat
+            self.inherit(node, args[0])
+            return flat
         if isinstance(module, _PASS_MODULES):
             self.inherit(node, args[0])
             return self.rep(args[0])
@@ -682,9 +712,14 @@ def _name(target: Any) -> str:
 
 # --------------------------------------------------------------------------------- rewrite
 def _rewrite(model: nn.Module, sites: dict[str, _Site], activation: str, weights: str,
-             report: ConversionReport) -> None:
+             keep: set[str], report: ConversionReport) -> None:
     for path, site in sites.items():
         module = model.get_submodule(path)
+        if path in keep or (site.rep_out is None and not site.switch):
+            action = "kept (keep=)" if path in keep else "assumed equivariant"
+            if path in keep or not isinstance(module, _POINTWISE_MODULES):
+                report.rows.append((path, type(module).__name__, "-", "-", action))
+            continue
         if site.rep_in is not None and site.rep_in.is_trivial and site.rep_out is not None \
                 and site.rep_out.is_trivial:
             report.rows.append((path, type(module).__name__, _short(site.rep_in),
