@@ -62,6 +62,37 @@ class TemporalModel(nn.Module):
         return x
 
 
+class TemporalModelOptimized(nn.Module):
+    """VideoPose3D's strided single-frame training variant (stride = filter width, no dilation)."""
+    def __init__(self, filter_widths=(3, 3, 3), channels=68, dropout=0.0):
+        super().__init__()
+        self.filter_widths = filter_widths
+        self.drop = nn.Dropout(dropout); self.relu = nn.ReLU(inplace=True)
+        self.pad = [filter_widths[0] // 2]
+        self.expand_conv = nn.Conv1d(34, channels, filter_widths[0], stride=filter_widths[0], bias=False)
+        self.expand_bn = nn.BatchNorm1d(channels)
+        conv, bn = [], []
+        next_dilation = filter_widths[0]
+        for i in range(1, len(filter_widths)):
+            self.pad.append((filter_widths[i] - 1) * next_dilation // 2)
+            conv.append(nn.Conv1d(channels, channels, filter_widths[i], stride=filter_widths[i], bias=False)); bn.append(nn.BatchNorm1d(channels))
+            conv.append(nn.Conv1d(channels, channels, 1, bias=False)); bn.append(nn.BatchNorm1d(channels))
+            next_dilation *= filter_widths[i]
+        self.layers_conv = nn.ModuleList(conv); self.layers_bn = nn.ModuleList(bn)
+        self.shrink = nn.Conv1d(channels, 51, 1)
+    def forward(self, x):
+        assert len(x.shape) == 4
+        sz = x.shape[:3]
+        x = x.view(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+        x = self.drop(self.relu(self.expand_bn(self.expand_conv(x))))
+        for i in range(len(self.pad) - 1):
+            res = x[:, :, self.filter_widths[i + 1] // 2 :: self.filter_widths[i + 1]]
+            x = self.drop(self.relu(self.layers_bn[2 * i](self.layers_conv[2 * i](x))))
+            x = res + self.drop(self.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
+        x = self.shrink(x).permute(0, 2, 1)
+        return x.view(sz[0], -1, 17, 3)
+
+
 class LinearBlock(nn.Module):
     def __init__(self, size, p=0.5):
         super().__init__()

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from symmetrize import ConversionError, Rep, Spec, symmetrize, weight_sharing
 from symmetrize.nn import ChiralBatchNorm1d, ChiralConv1d, ChiralGRU, ChiralLinear, ChiralLSTM
-from tests.pose_models import MLPLifter, Seq2Seq, TemporalModel
+from tests.pose_models import MLPLifter, Seq2Seq, TemporalModel, TemporalModelOptimized
 
 H36M_SEQ = Spec(input="n t j c", output="n t j c", skeleton="h36m", negate=(0,))
 
@@ -258,10 +258,10 @@ def test_reinit_explain_and_bad_names() -> None:
 
 
 class TemporalSmoothing(nn.Module):
-    """Average pooling over time: equivariant, but an op the pass has no rule for."""
+    """A running sum over time: equivariant, but an op the pass has no rule for."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool1d(x, 3, stride=1, padding=1)
+        return x.cumsum(dim=2) * 0.1
 
 
 class SmoothedLifter(nn.Module):
@@ -280,7 +280,7 @@ def test_assume_equivariant_and_keep() -> None:
     torch.manual_seed(8)
     model = SmoothedLifter()
     x = torch.randn(2, 9, 17, 2)
-    with pytest.raises(ConversionError, match="no rule for avg_pool1d"):
+    with pytest.raises(ConversionError, match="no rule for cumsum"):
         symmetrize(model, H36M_SEQ, (x,))
     chiral = symmetrize(model, H36M_SEQ, (x,), assume_equivariant=["smooth"])
     assert type(chiral.smooth) is TemporalSmoothing
@@ -299,4 +299,73 @@ def test_width_that_does_not_divide_the_skeleton_is_reported() -> None:
     chiral = symmetrize(model, H36M_SEQ, (torch.randn(2, 27, 17, 2),))
     assert any("width 70 is not a multiple of 17 joints" in n
                for n in chiral.symmetrize_report.notes)
+    assert chiral.symmetrize_report.equivariance_error < 1e-10
+
+
+def test_strided_single_frame_variant() -> None:
+    torch.manual_seed(10)
+    model = TemporalModelOptimized()
+    x = torch.randn(4, 27, 17, 2)
+    chiral = symmetrize(model, H36M_SEQ, (x,))
+    assert chiral(x).shape == (4, 1, 17, 3)
+    for train in (False, True):
+        assert equivariance_error(chiral, H36M_SEQ, x, train) < 1e-10
+
+
+def test_full_size_243_frame_1020_channel_model() -> None:
+    torch.manual_seed(11)
+    model = TemporalModel(filter_widths=(3, 3, 3, 3, 3), channels=1020, dropout=0.25)
+    x = torch.randn(2, 243, 17, 2)
+    chiral = symmetrize(model, H36M_SEQ, (x,))
+    report = chiral.symmetrize_report
+    assert report.equivariance_error < 1e-10
+    assert report.parameters_before == sum(p.numel() for p in model.parameters())
+    assert 0.5 < report.parameter_ratio < 0.51
+    assert chiral.layers_conv[0].rep_out == Rep.skeleton_hidden("h36m", 60, 20)
+
+
+def test_reductions_and_pooling() -> None:
+    class PoolJointsAndTime(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv1d(34, 68, 3)
+            self.pool = nn.AvgPool1d(2)
+            self.fc = nn.Linear(2, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.pool(torch.tanh(self.conv(x.flatten(2).transpose(1, 2))))  # (N, 68, T')
+            h = h.transpose(1, 2).unflatten(2, (17, 4))  # (N, T', J, 4)
+            return self.fc(h.mean(dim=(1, 2))[:, 2:])  # joints averaged away: invariant
+
+    spec = Spec(input="n t j c", output="n k", skeleton="h36m", negate=(0,))
+    x = torch.randn(2, 9, 17, 2)
+    # hidden dims 0 of each joint flip sign: dims 2, 3 do not, so the joint mean of them is invariant
+    chiral = symmetrize(PoolJointsAndTime(), spec, (x,), negated_fraction=0.25)
+    assert chiral.symmetrize_report.equivariance_error < 1e-10
+
+    class MeanOfFlipping(PoolJointsAndTime):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(17, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.pool(torch.tanh(self.conv(x.flatten(2).transpose(1, 2))))
+            # averages each joint's hidden dims, the first of which flips sign
+            return self.fc(h.transpose(1, 2).unflatten(2, (17, 4)).mean(dim=(1, 3)))
+
+    with pytest.raises(ConversionError, match="mixes elements that flip sign"):
+        symmetrize(MeanOfFlipping(), spec, (x,), negated_fraction=0.25)
+
+    class MaxPool(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(34, 68, 1), nn.Conv1d(68, 34, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(F.max_pool1d(self.conv(x), 2))
+
+    pose = Spec(input="n (j c) t", output="n (j c) t", skeleton="h36m", negate=(0,))
+    with pytest.raises(ConversionError, match=r"max pooling\) over channels that flip sign"):
+        symmetrize(MaxPool(), pose, (torch.randn(2, 34, 8),))
+    chiral = symmetrize(MaxPool(), pose, (torch.randn(2, 34, 8),), hidden="regular")
     assert chiral.symmetrize_report.equivariance_error < 1e-10

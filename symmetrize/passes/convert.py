@@ -10,7 +10,7 @@ checks the result in float64.
 
 Scope of this first version: Linear, Conv1d, BatchNorm1d, LSTM, GRU, Dropout/Identity and
 point-wise activation modules; data movement; element-wise add/sub/mul/div; mean/sum over axes
-the mirror does not touch. Anything else is an error that names the node and its source line.
+the mirror at most permutes; average/max pooling over time. Anything else is an error that names the node and its source line.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ _LINEAR_OPS = {operator.add: "add", torch.add: "add", "add": "add", operator.sub
                "add_": "add", "sub_": "sub", "mul_": "mul", "div_": "div"}
 _REDUCTIONS = {torch.mean: "mean", torch.sum: "sum", "mean": "mean", "sum": "sum"}
 _SIZE_METHODS = {"size", "dim", "numel"}
+_POOL_MODULES = (nn.AvgPool1d, nn.AdaptiveAvgPool1d, nn.MaxPool1d, nn.AdaptiveMaxPool1d)
+_POOL_FUNCTIONS = {F.avg_pool1d: True, F.adaptive_avg_pool1d: True, F.max_pool1d: False,
+                   F.adaptive_max_pool1d: False}  # value: linear (valid on flipping channels)
 
 
 class ConversionError(ValueError):
@@ -430,6 +433,9 @@ class _Propagation:
                 site.switch = True
             self.inherit(node, args[0])
             return flat
+        if isinstance(module, _POOL_MODULES):
+            return self.visit_pooling(node, f"'{path}'", linear=not isinstance(
+                module, (nn.MaxPool1d, nn.AdaptiveMaxPool1d)))
         if isinstance(module, ChiralModule):
             raise self.fail(node, f"module '{path}' is already chiral", "convert a plain model")
         if isinstance(module, (nn.Linear, nn.Conv1d)):
@@ -515,6 +521,8 @@ class _Propagation:
             return self.visit_arithmetic(node, _LINEAR_OPS[target])
         if target in _REDUCTIONS:
             return self.visit_reduction(node)
+        if target in _POOL_FUNCTIONS:
+            return self.visit_pooling(node, _name(target), linear=_POOL_FUNCTIONS[target])
         return self.visit_movement(node)
 
     def visit_arithmetic(self, node: fx.Node, kind: str) -> Rep:
@@ -581,26 +589,40 @@ class _Propagation:
                             "broadcast along axes the mirror does not touch") from None
 
     def visit_reduction(self, node: fx.Node) -> Rep:
+        """mean/sum over axes the mirror at most permutes (batch, time, joints without sign)."""
         x = node.args[0]
         flat = self.rep(x)
         shape = tuple(x.meta["example_value"].shape)
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
-        if dims is None:
-            raise self.fail(node, "a reduction over every axis mixes mirrored features",
-                            "reduce over batch/time axes only")
-        dims = {d % len(shape) for d in ((dims,) if isinstance(dims, int) else dims)}
-        kept = [a for a in range(len(shape)) if a not in dims]
-        factors = factor_axes(shape, flat, kept) if kept else None
-        if factors is None:
-            raise self.fail(node, f"the reduction over axes {sorted(dims)} mixes elements the "
-                                  "mirror moves",
-                            "reduce over batch/time axes only")
-        out_shape = tuple(node.meta["example_value"].shape)
+        ndim = len(shape)
+        reduced = sorted(range(ndim) if dims is None else
+                         {d % ndim for d in ((dims,) if isinstance(dims, int) else dims)})
+        kept = [a for a in range(ndim) if a not in reduced]
+        # list the kept axes last: a sign shared across axes is then placed on a kept one
+        factors = factor_axes(shape, flat, [*reduced, *kept])
+        flipping = [a for a in reduced if factors is not None and factors[a].n_negated]
+        if factors is None or flipping:
+            raise self.fail(node, f"the {_name(node.target)} over axes {reduced} mixes elements "
+                                  "that flip sign under the mirror" if flipping else
+                                  f"the {_name(node.target)} over axes {reduced} mixes axes the "
+                                  "mirror acts on jointly",
+                            "reduce over batch, time or joint axes only")
         new_axes = {}
-        for axis, rep in factors.items():
-            new_axes[axis if keepdim else axis - sum(d < axis for d in dims)] = rep
-        return flat_rep(out_shape, new_axes)
+        for axis in kept:
+            new_axes[axis if keepdim else axis - sum(d < axis for d in reduced)] = factors[axis]
+        return flat_rep(tuple(node.meta["example_value"].shape), new_axes)
+
+    def visit_pooling(self, node: fx.Node, what: str, linear: bool) -> Rep:
+        """Pooling along the trailing (time) axis of (N, C, L): channels keep their Rep."""
+        x = node.args[0]
+        channels = self.channel_rep(node, x, 1, what)
+        if not linear and channels.n_negated:
+            raise self.fail(node, f"{what} (max pooling) over channels that flip sign: "
+                                  "max(-x) is not -max(x)",
+                            "use average pooling, or hidden='regular' so no channel flips sign")
+        self.inherit(node, x)
+        return flat_rep(tuple(node.meta["example_value"].shape), {1: channels})
 
     def visit_movement(self, node: fx.Node) -> Any:
         args = node.args
