@@ -58,15 +58,15 @@ _POINTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.ELU, nn.CELU, nn.S
 _PASS_MODULES = (nn.Dropout, nn.Identity, nn.AlphaDropout)
 _ODD_FUNCTIONS = {torch.tanh, F.tanh, torch.neg, operator.neg, torch.sin, F.softsign,
                   F.tanhshrink, F.softshrink, F.hardshrink, "tanh", "neg", "sin"}
-_EVEN_FREE_FUNCTIONS = {torch.relu, F.relu, F.relu6, F.gelu, F.silu, F.elu, F.leaky_relu,
+_NON_ODD_FUNCTIONS = {torch.relu, F.relu, F.relu6, F.gelu, F.silu, F.elu, F.leaky_relu,
                         torch.sigmoid, F.sigmoid, F.softplus, F.mish, torch.exp, "relu", "sigmoid",
                         "exp"}
-_LINEAR_OPS = {operator.add: "add", torch.add: "add", "add": "add", operator.sub: "sub",
+_ARITHMETIC = {operator.add: "add", torch.add: "add", "add": "add", operator.sub: "sub",
                torch.sub: "sub", "sub": "sub", operator.mul: "mul", torch.mul: "mul",
                "mul": "mul", operator.truediv: "div", torch.div: "div", "div": "div",
                operator.iadd: "add", operator.isub: "sub", operator.imul: "mul",
                "add_": "add", "sub_": "sub", "mul_": "mul", "div_": "div"}
-_REDUCTIONS = {torch.mean: "mean", torch.sum: "sum", "mean": "mean", "sum": "sum"}
+_REDUCTIONS = {torch.mean, torch.sum, "mean", "sum"}
 _SIZE_METHODS = {"size", "dim", "numel"}
 _POOL_MODULES = (nn.AvgPool1d, nn.AdaptiveAvgPool1d, nn.MaxPool1d, nn.AdaptiveMaxPool1d)
 _POOL_FUNCTIONS = {F.avg_pool1d: True, F.adaptive_avg_pool1d: True, F.max_pool1d: False,
@@ -487,7 +487,7 @@ class _Propagation:
                                 f"give '{path}' and the module producing its state the same "
                                 "hidden Rep (hidden={...})")
         out_flat = flat_rep(out.shape, {-1: rep_hidden.repeat(directions)})
-        # getitem on this tuple finds provenance through self.rnn_prov
+        # a getitem on this tuple output takes this provenance (visit_function)
         self.prov[node] = (path, [], directions == 2)
         return (out_flat, tuple(state_flat) if isinstance(states, tuple) else state_flat[0])
 
@@ -508,7 +508,7 @@ class _Propagation:
         if target in _ODD_FUNCTIONS or target in (F.dropout, torch.dropout, "contiguous"):
             self.inherit(node, args[0])
             return self.rep(args[0])
-        if target in _EVEN_FREE_FUNCTIONS:
+        if target in _NON_ODD_FUNCTIONS:
             flat = self.rep(args[0])
             if flat is not None and flat.n_negated:
                 raise self.fail(node, f"{_name(target)} is applied to features that flip sign "
@@ -517,8 +517,8 @@ class _Propagation:
                                 "hidden='regular' so no hidden channel flips sign")
             self.inherit(node, args[0])
             return flat
-        if target in _LINEAR_OPS:
-            return self.visit_arithmetic(node, _LINEAR_OPS[target])
+        if target in _ARITHMETIC:
+            return self.visit_arithmetic(node, _ARITHMETIC[target])
         if target in _REDUCTIONS:
             return self.visit_reduction(node)
         if target in _POOL_FUNCTIONS:
