@@ -140,6 +140,10 @@ def run_demo(quick: bool = False, seed: int = 0) -> dict[str, float]:
 
     steps = 15 if quick else 150
     results = []
+    for model in (plain, chiral):  # warm-up: one-time costs must not land on the first timing
+        model.train()
+        model(x).sum().backward()
+        model.zero_grad()
     for name, model in (("plain", plain), ("chiral", chiral)):
         start = time.perf_counter()
         first, last = _train(model, x, y, steps)
