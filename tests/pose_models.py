@@ -12,21 +12,30 @@ from torch import nn
 
 
 class TemporalModel(nn.Module):
-    """VideoPose3D-style, written the way its authors write it."""
-    def __init__(self, num_joints_in=17, in_features=2, num_joints_out=17, filter_widths=(3, 3, 3), channels=68, dropout=0.25):
+    """Dilated temporal convolutions over 2D keypoint sequences (VideoPose3D style)."""
+
+    def __init__(self, num_joints_in: int = 17, in_features: int = 2, num_joints_out: int = 17,
+                 filter_widths: tuple[int, ...] = (3, 3, 3), causal: bool = False,
+                 dropout: float = 0.25, channels: int = 68) -> None:
         super().__init__()
-        self.num_joints_in, self.in_features, self.num_joints_out = num_joints_in, in_features, num_joints_out
+        self.num_joints_in = num_joints_in
+        self.in_features = in_features
+        self.num_joints_out = num_joints_out
         self.filter_widths = filter_widths
         self.drop = nn.Dropout(dropout)
         self.relu = nn.ReLU(inplace=True)
         self.pad = [filter_widths[0] // 2]
-        self.expand_conv = nn.Conv1d(num_joints_in * in_features, channels, filter_widths[0], bias=False)
+        self.causal_shift = [filter_widths[0] // 2 if causal else 0]
+        self.expand_conv = nn.Conv1d(num_joints_in * in_features, channels, filter_widths[0],
+                                     bias=False)
         self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
         layers_conv, layers_bn = [], []
         next_dilation = filter_widths[0]
         for i in range(1, len(filter_widths)):
             self.pad.append((filter_widths[i] - 1) * next_dilation // 2)
-            layers_conv.append(nn.Conv1d(channels, channels, filter_widths[i], dilation=next_dilation, bias=False))
+            self.causal_shift.append((filter_widths[i] // 2 * next_dilation) if causal else 0)
+            layers_conv.append(nn.Conv1d(channels, channels, filter_widths[i],
+                                         dilation=next_dilation, bias=False))
             layers_bn.append(nn.BatchNorm1d(channels, momentum=0.1))
             layers_conv.append(nn.Conv1d(channels, channels, 1, dilation=1, bias=False))
             layers_bn.append(nn.BatchNorm1d(channels, momentum=0.1))
@@ -35,30 +44,42 @@ class TemporalModel(nn.Module):
         self.layers_bn = nn.ModuleList(layers_bn)
         self.shrink = nn.Conv1d(channels, num_joints_out * 3, 1)
 
-    def set_bn_momentum(self, momentum):
+    def set_bn_momentum(self, momentum: float) -> None:
         self.expand_bn.momentum = momentum
         for bn in self.layers_bn:
             bn.momentum = momentum
 
-    def receptive_field(self):
-        return 1 + 2 * sum(self.pad)
+    def receptive_field(self) -> int:
+        frames = 0
+        for f in self.pad:
+            frames += f
+        return 1 + 2 * frames
 
     def forward(self, x):
         assert len(x.shape) == 4
         assert x.shape[-2] == self.num_joints_in
         assert x.shape[-1] == self.in_features
+
         sz = x.shape[:3]
         x = x.view(x.shape[0], x.shape[1], -1)
         x = x.permute(0, 2, 1)
+
+        x = self._forward_blocks(x)
+
+        x = x.permute(0, 2, 1)
+        x = x.view(sz[0], -1, self.num_joints_out, 3)
+        return x
+
+    def _forward_blocks(self, x):
         x = self.drop(self.relu(self.expand_bn(self.expand_conv(x))))
         for i in range(len(self.pad) - 1):
             pad = self.pad[i + 1]
-            res = x[:, :, pad : x.shape[2] - pad]
+            shift = self.causal_shift[i + 1]
+            res = x[:, :, pad + shift : x.shape[2] - pad + shift]
             x = self.drop(self.relu(self.layers_bn[2 * i](self.layers_conv[2 * i](x))))
-            x = res + self.drop(self.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
+            x = res + self.drop(self.relu(
+                self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
         x = self.shrink(x)
-        x = x.permute(0, 2, 1)
-        x = x.view(sz[0], -1, self.num_joints_out, 3)
         return x
 
 

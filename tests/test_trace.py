@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 
 import numpy as np
 import pytest
@@ -11,88 +12,24 @@ from torch import fx, nn
 
 from symmetrize.nn.shared import ChiralModule
 from symmetrize.passes.trace import Specialisation, TraceError, TraceResult, trace
+from tests.pose_models import TemporalModel
 
 
 def _line_of(obj: object, text: str) -> str:
-    """``"test_trace.py:<line>"`` of the first source line of ``obj`` containing ``text``."""
+    """``"<file>.py:<line>"`` of the first source line of ``obj`` containing ``text``."""
     lines, start = inspect.getsourcelines(obj)  # type: ignore[arg-type]
+    name = os.path.basename(inspect.getsourcefile(obj))  # type: ignore[arg-type]
     for offset, line in enumerate(lines):
         if text in line:
-            return f"test_trace.py:{start + offset}"
+            return f"{name}:{start + offset}"
     raise AssertionError(f"{text!r} not in the source of {obj}")
 
 
-# --- 1. VideoPose3D-style temporal convolutional model --------------------------------------------
-
-class TemporalModel(nn.Module):
-    """Dilated temporal convolutions over 2D keypoint sequences (VideoPose3D style)."""
-
-    def __init__(self, num_joints_in: int = 17, in_features: int = 2, num_joints_out: int = 17,
-                 filter_widths: tuple[int, ...] = (3, 3, 3), causal: bool = False,
-                 dropout: float = 0.25, channels: int = 32) -> None:
-        super().__init__()
-        self.num_joints_in = num_joints_in
-        self.in_features = in_features
-        self.num_joints_out = num_joints_out
-        self.filter_widths = filter_widths
-        self.drop = nn.Dropout(dropout)
-        self.relu = nn.ReLU(inplace=True)
-        self.pad = [filter_widths[0] // 2]
-        self.causal_shift = [filter_widths[0] // 2 if causal else 0]
-        self.expand_conv = nn.Conv1d(num_joints_in * in_features, channels, filter_widths[0],
-                                     bias=False)
-        self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
-        layers_conv, layers_bn = [], []
-        next_dilation = filter_widths[0]
-        for i in range(1, len(filter_widths)):
-            self.pad.append((filter_widths[i] - 1) * next_dilation // 2)
-            self.causal_shift.append((filter_widths[i] // 2 * next_dilation) if causal else 0)
-            layers_conv.append(nn.Conv1d(channels, channels, filter_widths[i],
-                                         dilation=next_dilation, bias=False))
-            layers_bn.append(nn.BatchNorm1d(channels, momentum=0.1))
-            layers_conv.append(nn.Conv1d(channels, channels, 1, dilation=1, bias=False))
-            layers_bn.append(nn.BatchNorm1d(channels, momentum=0.1))
-            next_dilation *= filter_widths[i]
-        self.layers_conv = nn.ModuleList(layers_conv)
-        self.layers_bn = nn.ModuleList(layers_bn)
-        self.shrink = nn.Conv1d(channels, num_joints_out * 3, 1)
-
-    def receptive_field(self) -> int:
-        frames = 0
-        for f in self.pad:
-            frames += f
-        return 1 + 2 * frames
-
-    def forward(self, x):
-        assert len(x.shape) == 4
-        assert x.shape[-2] == self.num_joints_in
-        assert x.shape[-1] == self.in_features
-
-        sz = x.shape[:3]
-        x = x.view(x.shape[0], x.shape[1], -1)
-        x = x.permute(0, 2, 1)
-
-        x = self._forward_blocks(x)
-
-        x = x.permute(0, 2, 1)
-        x = x.view(sz[0], -1, self.num_joints_out, 3)
-        return x
-
-    def _forward_blocks(self, x):
-        x = self.drop(self.relu(self.expand_bn(self.expand_conv(x))))
-        for i in range(len(self.pad) - 1):
-            pad = self.pad[i + 1]
-            shift = self.causal_shift[i + 1]
-            res = x[:, :, pad + shift : x.shape[2] - pad + shift]
-            x = self.drop(self.relu(self.layers_bn[2 * i](self.layers_conv[2 * i](x))))
-            x = res + self.drop(self.relu(
-                self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
-        x = self.shrink(x)
-        return x
+# --- 1. VideoPose3D-style temporal convolutional model (tests/pose_models.py) -------------
 
 
 def test_temporal_model_traces_and_generalises_over_batch_and_time() -> None:
-    model = TemporalModel().eval()
+    model = TemporalModel(channels=32).eval()
     assert model.receptive_field() == 27
     x = torch.randn(2, 27, 17, 2)
     result = trace(model, (x,))
@@ -113,7 +50,7 @@ def test_temporal_model_traces_and_generalises_over_batch_and_time() -> None:
 
 
 def test_temporal_model_specialisations_exclude_the_batch_size() -> None:
-    model = TemporalModel().eval()
+    model = TemporalModel(channels=32).eval()
     result = trace(model, (torch.randn(2, 27, 17, 2),))
     specs = result.specialisations
     exprs = {s.expr for s in specs}
@@ -123,7 +60,7 @@ def test_temporal_model_specialisations_exclude_the_batch_size() -> None:
         assert isinstance(s, Specialisation)
         assert "shape[0]" not in s.expr and "sz[0]" not in s.expr
         assert not (s.kind in ("int", "index") and s.value == 2), s
-        assert s.source_line is not None and "test_trace.py:" in s.source_line
+        assert s.source_line is not None and "pose_models.py:" in s.source_line
     assert any(s.source_line.endswith(_line_of(TemporalModel.forward, "len(x.shape) == 4"))
                for s in specs)
     # the asserts' size computations are not left behind in the graph
@@ -132,7 +69,7 @@ def test_temporal_model_specialisations_exclude_the_batch_size() -> None:
 
 
 def test_temporal_model_node_meta() -> None:
-    model = TemporalModel().eval()
+    model = TemporalModel(channels=32).eval()
     result = trace(model, (torch.randn(2, 27, 17, 2),))
     nodes = {n.name: n for n in result.graph_module.graph.nodes}
     assert nodes["x"].meta["example_value"].shape == (2, 27, 17, 2)
@@ -150,7 +87,7 @@ def test_temporal_model_node_meta() -> None:
 
 
 def test_tracing_in_train_mode_does_not_change_model_state_or_rng() -> None:
-    model = TemporalModel().train()
+    model = TemporalModel(channels=32).train()
     x = torch.randn(2, 27, 17, 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     torch.manual_seed(123)
