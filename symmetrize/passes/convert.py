@@ -343,7 +343,7 @@ class _Propagation:
         site = self.sites.get(path)
         origin = chain[0].args[0] if chain else node
         shape = tuple(origin.meta["example_value"].shape)
-        axis = 1 if isinstance(site.module if site else None, nn.Conv1d) else -1
+        axis = _channel_axis(site.module) if site else -1
         factors = factor_axes(shape, rep, [axis])
         if factors is None:
             return None
@@ -442,7 +442,7 @@ class _Propagation:
             if isinstance(module, nn.Conv1d) and module.groups != 1:
                 raise self.fail(node, f"grouped Conv1d '{path}' has no rule",
                                 "use groups=1 or keep=[...] (coming)")
-            axis = 1 if isinstance(module, nn.Conv1d) else -1
+            axis = _channel_axis(module)
             rep_in = self.channel_rep(node, args[0], axis, f"'{path}'")
             width = module.out_channels if isinstance(module, nn.Conv1d) else module.out_features
             rep_out = self.decide(path, width, rep_in)
@@ -673,6 +673,11 @@ class _Propagation:
                                   f"({site.rep_in!r} and {rep_in!r} in)",
                             "use separate modules for inputs laid out differently")
         site.rep_in, site.rep_out = rep_in, rep_out
+
+
+def _channel_axis(module: nn.Module) -> int:
+    """The axis a channel-mixing layer mixes: 1 for Conv1d's (N, C, L), else the last."""
+    return 1 if isinstance(module, nn.Conv1d) else -1
 
 
 def _width(module: nn.Module) -> int:
