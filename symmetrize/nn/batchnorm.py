@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from symmetrize.nn.shared import ChiralModule, SharedParameter
+from symmetrize.nn.shared import ChiralModule, SharedParameter, building_from
 from symmetrize.rep import Rep, WeightSharing
 
 __all__ = ["ChiralBatchNorm1d"]
@@ -347,12 +347,13 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
             raise ValueError(f"{cls.__name__}: rep has size {rep.size} but the layer has "
                              f"{module.num_features} features")
         ref = module.weight if module.affine else module.running_mean
-        layer = cls(rep, eps=module.eps, momentum=module.momentum, affine=module.affine,
-                    track_running_stats=module.track_running_stats,
-                    device=None if ref is None else ref.device,
-                    dtype=None if ref is None else ref.dtype)
-        if module.affine:
-            layer._copy_dense_from(module, ("weight", "bias"))
+        with building_from(module):
+            layer = cls(rep, eps=module.eps, momentum=module.momentum, affine=module.affine,
+                        track_running_stats=module.track_running_stats,
+                        device=None if ref is None else ref.device,
+                        dtype=None if ref is None else ref.dtype)
+            if module.affine:
+                layer._copy_dense_from(module, ("weight", "bias"))
         if module.track_running_stats and module.running_mean is not None:
             with torch.no_grad():
                 rm, rv = _symmetric_stats(rep, module.running_mean, module.running_var)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from symmetrize.nn.linear import _check_widths
-from symmetrize.nn.shared import ChiralModule
+from symmetrize.nn.shared import ChiralModule, building_from
 from symmetrize.rep import Rep
 
 __all__ = ["ChiralConv1d", "InvariantConv1d"]
@@ -42,12 +42,14 @@ class ChiralConv1d(ChiralModule, nn.Conv1d):
             raise ValueError(f"{cls.__name__}.from_dense: grouped convolutions (groups="
                              f"{module.groups}) are not supported")
         _check_widths(cls.__name__, module.in_channels, module.out_channels, rep_in, rep_out)
-        layer = cls(rep_in, rep_out, module.kernel_size[0], stride=module.stride[0],
-                    padding=module.padding if isinstance(module.padding, str) else module.padding[0],
-                    dilation=module.dilation[0], bias=module.bias is not None,
-                    padding_mode=module.padding_mode, device=module.weight.device,
-                    dtype=module.weight.dtype)
-        layer._copy_dense_from(module, ("weight", "bias"))
+        with building_from(module):
+            padding = module.padding if isinstance(module.padding, str) else module.padding[0]
+            layer = cls(rep_in, rep_out, module.kernel_size[0], stride=module.stride[0],
+                        padding=padding,
+                        dilation=module.dilation[0], bias=module.bias is not None,
+                        padding_mode=module.padding_mode, device=module.weight.device,
+                        dtype=module.weight.dtype)
+            layer._copy_dense_from(module, ("weight", "bias"))
         return layer
 
     def to_dense(self) -> nn.Conv1d:

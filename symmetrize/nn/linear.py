@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from symmetrize.nn.shared import ChiralModule
+from symmetrize.nn.shared import ChiralModule, building_from
 from symmetrize.rep import Rep
 
 __all__ = ["ChiralLinear", "InvariantLinear"]
@@ -36,9 +36,10 @@ class ChiralLinear(ChiralModule, nn.Linear):
             raise TypeError(f"{cls.__name__}.from_dense expects an nn.Linear, got "
                             f"{type(module).__name__}")
         _check_widths(cls.__name__, module.in_features, module.out_features, rep_in, rep_out)
-        layer = cls(rep_in, rep_out, bias=module.bias is not None, device=module.weight.device,
-                    dtype=module.weight.dtype)
-        layer._copy_dense_from(module, ("weight", "bias"))
+        with building_from(module):
+            layer = cls(rep_in, rep_out, bias=module.bias is not None, device=module.weight.device,
+                        dtype=module.weight.dtype)
+            layer._copy_dense_from(module, ("weight", "bias"))
         return layer
 
     def to_dense(self) -> nn.Linear:
@@ -71,9 +72,10 @@ class InvariantLinear(ChiralLinear):
         if not rep_out.is_trivial:
             raise ValueError(f"InvariantLinear needs a trivial output Rep, got {rep_out!r}")
         _check_widths(cls.__name__, module.in_features, module.out_features, rep_in, rep_out)
-        layer = cls(rep_in, module.out_features, bias=module.bias is not None,
-                    device=module.weight.device, dtype=module.weight.dtype)
-        layer._copy_dense_from(module, ("weight", "bias"))
+        with building_from(module):
+            layer = cls(rep_in, module.out_features, bias=module.bias is not None,
+                        device=module.weight.device, dtype=module.weight.dtype)
+            layer._copy_dense_from(module, ("weight", "bias"))
         return layer
 
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from symmetrize.nn.shared import ChiralModule
+from symmetrize.nn.shared import ChiralModule, building_from
 from symmetrize.rep import Rep
 
 __all__ = ["ChiralGRU", "ChiralLSTM"]
@@ -166,10 +166,11 @@ class _ChiralRNN(ChiralModule):
             raise ValueError(f"{cls.__name__}.from_dense: rep_hidden has size {rep_hidden.size} "
                              f"but the {dense_cls.__name__} has hidden_size {module.hidden_size}")
         first = getattr(module, module._flat_weights_names[0])
-        layer = cls(rep_in, rep_hidden, num_layers=module.num_layers, bias=module.bias,
-                    batch_first=module.batch_first, dropout=module.dropout,
-                    bidirectional=module.bidirectional, device=first.device, dtype=first.dtype)
-        layer._copy_dense_from(module, tuple(layer._flat_weights_names))
+        with building_from(module):
+            layer = cls(rep_in, rep_hidden, num_layers=module.num_layers, bias=module.bias,
+                        batch_first=module.batch_first, dropout=module.dropout,
+                        bidirectional=module.bidirectional, device=first.device, dtype=first.dtype)
+            layer._copy_dense_from(module, tuple(layer._flat_weights_names))
         layer.train(module.training)
         return layer
 
