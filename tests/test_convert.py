@@ -131,36 +131,86 @@ def test_seq2seq_forecaster(cell: type, chiral_cls: type, hidden: str) -> None:
     assert losses[-1] < losses[0]
 
 
-def test_functional_relu_on_flipping_features_is_a_clear_error() -> None:
-    class Functional(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.a, self.b = nn.Linear(34, 68), nn.Linear(68, 34)
+class Functional(nn.Module):
+    """Activations as functional calls: F.relu, torch.relu, x.relu(), torch.sigmoid."""
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.b(F.relu(self.a(x)))
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(34, 68), nn.Linear(68, 68), nn.Linear(68, 34)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.a(x))
+        h = torch.relu(self.b(h)) + self.b(h).relu() * torch.sigmoid(h.abs())
+        return self.c(torch.tanh(h))
+
+    def width(self) -> int:
+        return self.b.out_features
+
+
+def test_functional_activations_switch_to_tanh_at_their_source_lines() -> None:
+    torch.manual_seed(0)
     spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
-    with pytest.raises(ConversionError, match=r"test_convert.py:\d+\): relu is applied to "
-                                              r"features that flip sign.*hidden='regular'"):
-        symmetrize(Functional(), spec, (torch.randn(2, 34),))
-    # with the regular policy nothing hidden flips sign, so the functional ReLU is fine
+    model = Functional()
+    x = torch.randn(4, 34)
+    chiral = symmetrize(model, spec, (x,))
+    report = chiral.symmetrize_report
+    switched = [row for row in report.rows if "functional call" in row[4]]
+    assert sorted(row[1] for row in switched) == ["relu", "relu", "relu"]
+    assert all("test_convert.py:" in row[0] for row in switched)
+    assert report.equivariance_error < 1e-10
+    assert isinstance(chiral, Functional) and chiral.width() == 68
+    for train in (False, True):
+        assert equivariance_error(chiral, spec, torch.randn(5, 34), train) < 1e-10
+    # the sigmoid sees |h|, which does not flip sign: it stays a sigmoid
+    assert not any(row[1] == "sigmoid" for row in switched)
+    # the original model keeps its ReLUs (and is no longer equivariant after projection)
+    assert type(model) is Functional
+    losses = train_steps(chiral, x, spec.mirror_output(0, x))
+    assert losses[-1] < losses[0]
+
+
+def test_functional_relu_with_regular_policy_is_kept() -> None:
+    spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
     chiral = symmetrize(Functional(), spec, (torch.randn(2, 34),), hidden="regular")
+    assert not any("functional call" in row[4] for row in chiral.symmetrize_report.rows)
+    assert type(chiral) is Functional
     assert chiral.symmetrize_report.equivariance_error < 1e-10
 
 
-def test_unknown_module_names_its_path() -> None:
-    class WithConv2d(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.spatial = nn.Conv2d(2, 4, 1)
+class WithUnknownLayer(nn.Module):
+    """A layer with no rule (LayerNorm over joints and coordinates) between two Linears."""
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.spatial(x)
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(34, 68)
+        self.norm = nn.LayerNorm(68)
+        self.b = nn.Linear(68, 34)
 
-    spec = Spec(input="n c t j", output="n c t j", skeleton="h36m")
-    with pytest.raises(ConversionError, match="no rule for module 'spatial' of type Conv2d"):
-        symmetrize(WithConv2d(), spec, (torch.randn(2, 2, 5, 17),))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.tanh(self.norm(self.a(x))))
+
+
+def test_unknown_module_names_its_path_and_the_fixes() -> None:
+    spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
+    with pytest.raises(ConversionError, match=r"no rule for module 'norm' of type LayerNorm.*"
+                                              r"average=\['norm'\]"):
+        symmetrize(WithUnknownLayer(), spec, (torch.randn(2, 34),))
+
+
+def test_average_makes_an_unknown_module_equivariant() -> None:
+    torch.manual_seed(0)
+    spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
+    model = WithUnknownLayer()
+    chiral = symmetrize(model, spec, (torch.randn(2, 34),), average=["norm"])
+    row = next(r for r in chiral.symmetrize_report.rows if r[0] == "norm")
+    assert row[4].startswith("averaged with its mirror")
+    assert isinstance(chiral.norm.module, nn.LayerNorm)
+    for train in (False, True):
+        assert equivariance_error(chiral, spec, torch.randn(6, 34), train) < 1e-10
+    # the wrapper computes (f(x) + T f(T x)) / 2 with the LayerNorm's own parameters
+    assert chiral.norm.module.weight is dict(chiral.named_parameters())["norm.module.weight"]
+    with pytest.raises(ConversionError, match="no module named 'nrom'.*did you mean 'norm'"):
+        symmetrize(model, spec, (torch.randn(2, 34),), average=["nrom"])
 
 
 def test_asymmetric_slicing_is_a_clear_error() -> None:

@@ -18,7 +18,7 @@ from torch.nn.utils import parametrize
 
 from symmetrize.rep import Rep, WeightSharing, weight_sharing
 
-__all__ = ["SharedParameter", "ChiralModule", "building_from"]
+__all__ = ["ChiralModule", "SharedParameter", "SymmetricTensor", "building_from", "share_tensor"]
 
 _SOURCE: ContextVar[nn.Module | None] = ContextVar("symmetrize_dense_source", default=None)
 
@@ -124,6 +124,42 @@ class SharedParameter(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.sharing!r}"
+
+
+class SymmetricTensor(nn.Module):
+    """Parametrization of a learned tensor that must equal its mirror image (a per-joint bias or
+    embedding, an ST-GCN edge importance): ``T t = t`` for the flat Rep ``rep`` of its elements.
+
+    Stored as one free parameter per orbit of ``rep`` (a swapped pair shares one value; an entry
+    that the mirror negates in place is zero).
+    """
+
+    def __init__(self, rep: Rep, shape: tuple[int, ...], dtype: torch.dtype | None = None,
+                 device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+        self.rep = rep
+        # the bias rule: a vector the mirror leaves unchanged
+        self.gather = SharedParameter(weight_sharing(Rep.trivial(1), rep), (rep.size,),
+                                      dtype=dtype, device=device)
+
+    def forward(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.gather(theta).view(self.shape)
+
+    def right_inverse(self, dense: torch.Tensor) -> torch.Tensor:
+        """The free parameters of the closest symmetric tensor (orbit averages)."""
+        return self.gather.right_inverse(dense.reshape(-1))
+
+
+def share_tensor(module: nn.Module, name: str, rep: Rep) -> None:
+    """Make ``module.<name>`` (a parameter) mirror-symmetric under ``rep``, projecting its value."""
+    tensor = getattr(module, name)
+    if rep.size != tensor.numel():
+        raise ValueError(f"a Rep of size {rep.size} cannot act on '{name}' of shape "
+                         f"{tuple(tensor.shape)}")
+    parametrize.register_parametrization(
+        module, name, SymmetricTensor(rep, tuple(tensor.shape), tensor.dtype, tensor.device),
+        unsafe=True)
 
 
 class ChiralModule:

@@ -1,0 +1,95 @@
+"""Chirality-equivariant batch normalisation of ``(N, C, H, W)`` tensors (e.g. ST-GCN's
+``(N, C, T, V)``), with the augmented-batch statistics of :class:`ChiralBatchNorm1d`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from symmetrize.nn.batchnorm import ChiralBatchNorm1d, _symmetric_stats
+from symmetrize.nn.shared import building_from
+from symmetrize.rep import Rep
+
+__all__ = ["ChiralBatchNorm2d"]
+
+
+class ChiralBatchNorm2d(ChiralBatchNorm1d):
+    """``nn.BatchNorm2d`` normalising with the statistics of the augmented batch ``{x, T x}``.
+
+    Channels are on axis 1 of an ``(N, C, H, W)`` input, ``C = rep.size``; the Rep acts on
+    channels only. Per-channel statistics pool over ``N``, ``H`` and ``W`` alike, so the layer is
+    also equivariant when the mirror additionally permutes ``H`` or ``W`` (joints on ``V``).
+    Everything else (shared ``gamma`` / ``beta``, running statistics, ``momentum=None``,
+    evaluation mode, ``affine=False``, ``track_running_stats=False``, loading plain checkpoints)
+    is as :class:`ChiralBatchNorm1d`, whose forward runs on the 4-D input unchanged: its
+    statistics, output and gradient kernels reduce over every axis but 1.
+
+    The state dict has the keys of ``nn.BatchNorm2d``'s (dense ``weight`` / ``bias`` entries of
+    a plain checkpoint are projected, running statistics symmetrised). The layer is an
+    ``nn.BatchNorm1d`` subclass (as :class:`ChiralBatchNorm1d`), not an ``nn.BatchNorm2d``.
+
+    Args:
+        rep: how the mirror acts on the channels.
+        eps, momentum, affine, track_running_stats, device, dtype: as for ``nn.BatchNorm2d``.
+    """
+
+    def __init__(self, rep: Rep, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        if not isinstance(rep, Rep):
+            raise TypeError(f"{type(self).__name__} expects a Rep, got {type(rep).__name__}")
+        super().__init__(rep, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats, device=device, dtype=dtype)
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() != 4:
+            raise ValueError(f"{type(self).__name__}: expected 4D input (got {input.dim()}D input "
+                             f"of shape {tuple(input.shape)}); lay it out as (N, C, H, W)")
+        if input.shape[1] != self.num_features:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape (N, C, H, W) with "
+                f"C = {self.num_features} channels on axis 1, got shape {tuple(input.shape)}")
+
+    # ----------------------------------------------------------------- conversion
+    @classmethod
+    def from_dense(cls, module: nn.BatchNorm2d,  # type: ignore[override]
+                   rep: Rep) -> ChiralBatchNorm2d:
+        """A chiral copy of ``module``: ``gamma`` / ``beta`` projected onto the shared ones,
+        running statistics symmetrised (``(rm + T rm) / 2``, pair-averaged ``running_var``)."""
+        if not isinstance(module, nn.BatchNorm2d):
+            raise TypeError(f"{cls.__name__}.from_dense expects an nn.BatchNorm2d, got "
+                            f"{type(module).__name__}")
+        if rep.size != module.num_features:
+            raise ValueError(f"{cls.__name__}: rep has size {rep.size} but the layer has "
+                             f"{module.num_features} features")
+        ref = module.weight if module.affine else module.running_mean
+        with building_from(module):
+            layer = cls(rep, eps=module.eps, momentum=module.momentum, affine=module.affine,
+                        track_running_stats=module.track_running_stats,
+                        device=None if ref is None else ref.device,
+                        dtype=None if ref is None else ref.dtype)
+            if module.affine:
+                layer._copy_dense_from(module, ("weight", "bias"))
+        if module.track_running_stats and module.running_mean is not None:
+            with torch.no_grad():
+                rm, rv = _symmetric_stats(rep, module.running_mean, module.running_var)
+                layer.running_mean.copy_(rm)
+                layer.running_var.copy_(rv)
+                layer.num_batches_tracked.copy_(module.num_batches_tracked)
+        layer.train(module.training)
+        return layer
+
+    def to_dense(self) -> nn.BatchNorm2d:  # type: ignore[override]
+        """A plain ``nn.BatchNorm2d`` with the materialised ``gamma`` / ``beta`` and these running
+        statistics: identical outputs in evaluation (in training the plain layer normalises with
+        the statistics of ``x`` alone, not of ``{x, T x}``)."""
+        flat = ChiralBatchNorm1d.to_dense(self)
+        ref = flat.weight if flat.affine else flat.running_mean
+        dense = nn.BatchNorm2d(self.num_features, eps=self.eps, momentum=self.momentum,
+                               affine=self.affine, track_running_stats=self.track_running_stats,
+                               device=None if ref is None else ref.device,
+                               dtype=None if ref is None else ref.dtype)
+        dense.load_state_dict(flat.state_dict())
+        dense.train(self.training)
+        return dense

@@ -1,0 +1,83 @@
+"""Per-op conversion rules and their registry.
+
+A rule receives the running :class:`~symmetrize.passes.propagate.Propagation` and the fx node,
+and returns the flat Rep of the node's output (a tuple of them for a tuple output, ``None`` for
+a value the mirror does not touch). Module rules also record a *site*: the module's input and
+output Reps and how to build its chiral twin. One file per op family:
+
+- :mod:`~symmetrize.rules.layers` Linear, Conv1d/2d, BatchNorm1d/2d, LSTM/GRU
+- :mod:`~symmetrize.rules.pointwise` activations (modules and functions), Dropout, Identity
+- :mod:`~symmetrize.rules.arithmetic` add/sub/mul/div, learned offsets and scales
+- :mod:`~symmetrize.rules.reduction` mean/sum and pooling
+- :mod:`~symmetrize.rules.einsum` einsum with constant or learned operands (graph convolutions)
+- :mod:`~symmetrize.rules.movement` data movement (the fallback for every other function)
+
+Register a rule for your own module type with :func:`register_module_rule`; a rule for a module
+path instead (one instance) is what ``symmetrize(..., average=[path])`` gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from torch import fx, nn
+
+if TYPE_CHECKING:
+    from symmetrize.passes.propagate import Propagation
+
+__all__ = ["find_function_rule", "find_module_rule", "register_function_rule",
+           "register_module_rule"]
+
+ModuleRule = Callable[["Propagation", fx.Node, nn.Module, str], Any]
+FunctionRule = Callable[["Propagation", fx.Node], Any]
+
+_MODULE_RULES: dict[type, ModuleRule] = {}
+_FUNCTION_RULES: dict[Any, FunctionRule] = {}
+
+
+def register_module_rule(*types: type) -> Callable[[ModuleRule], ModuleRule]:
+    """Decorator: ``rule(propagation, node, module, path)`` handles modules of these types
+    (and their subclasses, unless a subclass has its own rule)."""
+    def decorate(rule: ModuleRule) -> ModuleRule:
+        for cls in types:
+            _MODULE_RULES[cls] = rule
+        return rule
+    return decorate
+
+
+def register_function_rule(*targets: Any) -> Callable[[FunctionRule], FunctionRule]:
+    """Decorator: ``rule(propagation, node)`` handles ``call_function`` nodes of these callables
+    and ``call_method`` nodes of these method names."""
+    def decorate(rule: FunctionRule) -> FunctionRule:
+        for target in targets:
+            _FUNCTION_RULES[target] = rule
+        return rule
+    return decorate
+
+
+def find_module_rule(module: nn.Module) -> ModuleRule | None:
+    """The rule of the most specific registered class ``module`` is an instance of."""
+    for cls in type(module).__mro__:
+        rule = _MODULE_RULES.get(cls)
+        if rule is not None:
+            return rule
+    return None
+
+
+def find_function_rule(target: Any) -> FunctionRule | None:
+    try:
+        return _FUNCTION_RULES.get(target)
+    except TypeError:  # an unhashable target
+        return None
+
+
+# the built-in rules register themselves on import
+from symmetrize.rules import (  # noqa: E402,F401
+    arithmetic,
+    einsum,
+    layers,
+    movement,
+    pointwise,
+    reduction,
+)

@@ -1,0 +1,161 @@
+"""Rules for element-wise arithmetic: add, sub, mul, div, and the constants they meet.
+
+Two features combined element-wise must carry the same permutation; add/sub also the same signs
+(a coupling: a residual connection constrains the decision of the layer on one side), while a
+product multiplies the signs. A constant operand must equal its mirror image: a buffer is
+checked, a learned tensor (a per-joint bias or embedding, an edge importance) becomes
+mirror-shared.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import fx
+
+from symmetrize.passes.movement import factor_axes, flat_rep, forward_rep
+from symmetrize.rep import Rep
+from symmetrize.rules import register_function_rule
+
+if TYPE_CHECKING:
+    from symmetrize.passes.propagate import Propagation
+
+KINDS = {operator.add: "add", torch.add: "add", "add": "add", operator.sub: "sub",
+         torch.sub: "sub", "sub": "sub", operator.mul: "mul", torch.mul: "mul", "mul": "mul",
+         operator.truediv: "div", torch.div: "div", "div": "div", operator.iadd: "add",
+         operator.isub: "sub", operator.imul: "mul", operator.itruediv: "div", "add_": "add",
+         "sub_": "sub", "mul_": "mul", "div_": "div"}
+_CONSTANT_OPS = {**KINDS, torch.neg: "neg", operator.neg: "neg", "neg": "neg"}
+
+
+@register_function_rule(*KINDS)
+def arithmetic(ctx: Propagation, node: fx.Node) -> Rep | None:
+    kind = KINDS[node.target]
+    a, b = node.args[0], node.args[1] if len(node.args) > 1 else node.kwargs.get("other")
+    out_shape = tuple(node.meta["example_value"].shape)
+    operands: list[Any] = []
+    for arg in (a, b):
+        if isinstance(arg, fx.Node) and ctx.rep(arg) is not None:
+            operands.append(_broadcast(ctx, node, arg, out_shape))
+        else:
+            operands.append(arg)
+    features = [r for r in operands if isinstance(r, Rep)]
+    if not features:
+        return None
+    if kind == "mul" and len(features) == 2:
+        ra, rb = features
+        if not (ra.perm == rb.perm).all():
+            raise ctx.fail(node, "a product of two features whose mirror permutations differ",
+                           "multiply tensors with the same joints layout")
+        return Rep(ra.perm, ra.sign * rb.sign)
+    if len(features) == 2:
+        ra, rb = features
+        if ra != rb:
+            why = f"the {kind} in {ctx.where(node)}"
+            for side, wanted in ((b, ra), (a, rb)):
+                if ctx.can_constrain(side) and ctx.rep(side).size == wanted.size:
+                    ctx.require(side, wanted, why)
+            raise ctx.fail(node, f"the {kind} combines tensors with different mirror Reps "
+                                 f"({ra!r} and {rb!r})",
+                           "add tensors with the same joints/coordinates layout")
+        return ra
+    rep = features[0]
+    divisor = kind == "div" and isinstance(operands[0], Rep)
+    for arg, operand in zip((a, b), operands, strict=True):
+        if isinstance(operand, Rep):
+            continue
+        value = ctx.value(arg)
+        if not isinstance(value, torch.Tensor):  # a Python number
+            if kind in ("add", "sub") and value != 0 and rep.n_negated:
+                raise ctx.fail(node, f"{kind} of the constant {value!r} to features that flip "
+                                     "sign under the mirror",
+                               "remove the offset, or apply it to features that do not flip sign")
+            continue
+        scale = kind == "mul" or divisor
+        require_constant(ctx, node, arg, rep if not scale else rep.unsigned(), out_shape,
+                         f"the {kind} in {ctx.where(node)}")
+    return rep
+
+
+def _broadcast(ctx: Propagation, node: fx.Node, arg: fx.Node, out_shape: tuple[int, ...]) -> Rep:
+    flat = ctx.rep(arg)
+    shape = tuple(arg.meta["example_value"].shape)
+    if shape == out_shape:
+        return flat
+    try:
+        return forward_rep(lambda t: t.expand(out_shape), [arg.meta["example_value"]], [flat])
+    except ValueError as error:
+        raise ctx.fail(node, f"broadcasting {shape} to {out_shape}: {error}",
+                       "broadcast along axes the mirror does not touch") from None
+
+
+def require_constant(ctx: Propagation, user: fx.Node, arg: Any, rep: Rep,
+                     shape: tuple[int, ...], why: str) -> None:
+    """Constant ``arg`` (broadcast to ``shape``) must equal its mirror image under the flat
+    ``rep``: constraints reach every parameter and buffer it is computed from element-wise."""
+    if not isinstance(arg, fx.Node):
+        return
+    value = arg.meta.get("example_value")
+    if not isinstance(value, torch.Tensor):
+        return
+    own = tuple(value.shape)
+    if own == shape:
+        mine = rep
+    else:
+        factors = factor_axes(shape, rep, list(range(len(shape))))
+        if factors is None:
+            raise ctx.fail(user, f"the constant '{arg.name}' of shape {own} is broadcast to "
+                                 f"{shape}, across axes the mirror acts on jointly",
+                           "give the constant the full shape of the features")
+        offset = len(shape) - len(own)
+        axes = {}
+        for i, size in enumerate(own):
+            factor = factors[i + offset]
+            if size == shape[i + offset]:
+                axes[i] = factor
+            elif factor.n_negated:
+                raise ctx.fail(user, f"the constant '{arg.name}' of shape {own} is broadcast "
+                                     f"along axis {i + offset}, on which the mirror flips signs",
+                               "give the constant that axis in full")
+        for a in range(offset):
+            if factors[a].n_negated:
+                raise ctx.fail(user, f"the constant '{arg.name}' of shape {own} is broadcast "
+                                     f"along axis {a}, on which the mirror flips signs",
+                               "give the constant that axis in full")
+        mine = flat_rep(own, axes)
+    if mine.is_trivial:
+        return
+    if arg.op == "get_attr":
+        ctx.share(arg, mine, why)
+        return
+    kind = _CONSTANT_OPS.get(arg.target) if arg.op in ("call_function", "call_method") else None
+    if kind is None and not _learned(ctx, arg):
+        ctx.check_constant(arg, mine, why)  # a fixed constant: it must already be symmetric
+        return
+    if kind is None:
+        raise ctx.fail(user, f"the constant '{arg.name}' is computed by "
+                             f"{getattr(arg.target, '__name__', arg.target)}, through which "
+                             "symmetrize cannot share the learned tensors it comes from",
+                       "compute it from parameters by element-wise +, -, *, / only, or make it "
+                       "a buffer that is mirror-symmetric")
+    parts = [p for p in (*arg.args, *arg.kwargs.values()) if isinstance(p, fx.Node)]
+    for k, part in enumerate(parts):
+        # a product of constants: one factor carries the signs, the others only the permutation
+        part_rep = mine if kind not in ("mul", "div") or k == 0 else mine.unsigned()
+        require_constant(ctx, user, part, part_rep, own, why)
+
+
+def _learned(ctx: Propagation, node: fx.Node) -> bool:
+    """Whether ``node`` is computed from a parameter of the model."""
+    seen, todo = set(), [node]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current.op == "get_attr" and ctx.is_parameter(str(current.target)):
+            return True
+        todo.extend(current.all_input_nodes)
+    return False

@@ -1,0 +1,133 @@
+"""Rules for element-wise activations (modules and functions), Dropout and Identity.
+
+An element-wise function keeps its input's Rep when it commutes with the mirror: always for the
+permutation, and for a sign flip only if it is odd (``f(-x) = -f(x)``: tanh, sin, softsign). A
+non-odd activation (ReLU, GELU, ...) on features that flip sign is *switched*: to tanh (the
+paper), or with ``activation="mixed"`` to tanh on the flipping channels only. Functional calls
+(``F.relu(x)``, ``torch.relu``, ``x.relu()``) are switched at their source line by the rewrite.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import fx, nn
+from torch.nn import functional as F
+
+from symmetrize.nn import ChiralActivation, is_odd
+from symmetrize.passes.movement import factor_axes
+from symmetrize.rep import Rep
+from symmetrize.rules import register_function_rule, register_module_rule
+
+if TYPE_CHECKING:
+    from symmetrize.passes.propagate import Propagation, Site
+
+POINTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.ELU, nn.CELU, nn.SELU, nn.LeakyReLU,
+                     nn.Sigmoid, nn.Softplus, nn.Mish, nn.Hardswish, nn.Hardsigmoid, nn.Tanh,
+                     nn.Softsign, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.Hardtanh,
+                     nn.PReLU)
+PASS_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity, nn.AlphaDropout)
+ODD_FUNCTIONS = (torch.tanh, F.tanh, torch.neg, operator.neg, torch.sin, F.softsign,
+                 F.tanhshrink, F.softshrink, F.hardshrink, torch.sinh, torch.asinh, torch.atan,
+                 "tanh", "neg", "sin", "tanh_", "neg_")
+#: non-odd element-wise activations a rewrite can switch; value: the name in reports
+NON_ODD_FUNCTIONS: dict[Any, str] = {
+    torch.relu: "relu", F.relu: "relu", torch.relu_: "relu", F.relu_: "relu", F.relu6: "relu6",
+    F.gelu: "gelu", F.silu: "silu", F.elu: "elu", F.leaky_relu: "leaky_relu", F.mish: "mish",
+    torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", F.softplus: "softplus",
+    F.hardswish: "hardswish", F.hardsigmoid: "hardsigmoid", F.selu: "selu", F.celu: "celu",
+    "relu": "relu", "relu_": "relu", "sigmoid": "sigmoid"}
+#: even functions (``f(-x) = f(x)``): the output keeps the permutation, loses the signs
+EVEN_FUNCTIONS = (torch.abs, torch.square, torch.cos, torch.cosh, "abs", "square", "cos")
+#: neither odd nor even maths: an error on features that flip sign
+NON_ODD_MATHS = (torch.exp, torch.log, torch.sqrt, torch.rsqrt, "exp", "log", "sqrt", "rsqrt")
+
+
+def _build_activation(module: nn.Module, site: Site) -> tuple[nn.Module, str]:
+    if site.extra.get("mixed") and site.rep_in is not None:
+        return (ChiralActivation(site.rep_in, activation=module, odd=nn.Tanh(),
+                                 dim=site.extra["axis"]),
+                "activation: odd (tanh) on flipping channels")
+    return nn.Tanh(), f"activation {type(module).__name__} -> Tanh"
+
+
+def sign_axis(flat: Rep, shape: tuple[int, ...]) -> tuple[int, Rep] | None:
+    """An axis that carries every sign of ``flat`` (others unsigned) and its Rep, or ``None``."""
+    order = [1, len(shape) - 1, *range(len(shape))] if len(shape) > 1 else [0]
+    for axis in dict.fromkeys(order):
+        found = factor_axes(shape, flat, [*(a for a in range(len(shape)) if a != axis), axis])
+        if found is not None and not any(r.n_negated for a, r in found.items() if a != axis):
+            return axis, found[axis]
+    return None
+
+
+@register_module_rule(*PASS_MODULES)
+def passthrough(ctx: Propagation, node: fx.Node, module: nn.Module, path: str) -> Any:
+    if isinstance(module, (nn.Dropout1d, nn.Dropout2d)):
+        x = node.args[0]
+        shape = tuple(x.meta["example_value"].shape)
+        factors = ctx.factors(node, x, 1, f"'{path}'")
+        if any(r.n_pairs for a, r in factors.items() if a != 1) and module.p > 0:
+            ctx.note(f"{path}: channel dropout ({type(module).__name__}) over {shape} drops a "
+                     "channel at all joints; equivariant in distribution, not sample by sample")
+    ctx.inherit(node, node.args[0])
+    return ctx.rep(node.args[0])
+
+
+@register_module_rule(*POINTWISE_MODULES)
+def activation_module(ctx: Propagation, node: fx.Node, module: nn.Module, path: str) -> Any:
+    x = node.args[0]
+    flat = ctx.rep(x)
+    site = ctx.site(path, module, node)
+    if flat is not None and flat.n_negated and not is_odd(module):
+        found = sign_axis(flat, tuple(x.meta["example_value"].shape))
+        channels = None if found is None else found[1]
+        # a module shared by call sites with different Reps can only become tanh
+        same = not site.switch or (site.rep_in == channels and found is not None and
+                                   site.extra.get("axis") == found[0])
+        site.rep_in = channels if same else None
+        site.switch = True
+        site.build = _build_activation
+        site.extra.update(mixed=ctx.activation == "mixed" and channels is not None,
+                          axis=None if found is None else found[0])
+    ctx.inherit(node, x)
+    return flat
+
+
+@register_function_rule(*ODD_FUNCTIONS, F.dropout, torch.dropout, F.dropout1d, F.dropout2d,
+                        "contiguous", "clone", "detach", torch.clone, F.alpha_dropout)
+def keeps_rep(ctx: Propagation, node: fx.Node) -> Any:
+    ctx.inherit(node, node.args[0])
+    return ctx.rep(node.args[0])
+
+
+@register_function_rule(*NON_ODD_FUNCTIONS)
+def activation_function(ctx: Propagation, node: fx.Node) -> Any:
+    x = node.args[0]
+    flat = ctx.rep(x)
+    if flat is not None and flat.n_negated:
+        ctx.switched_functions[node] = NON_ODD_FUNCTIONS[node.target]
+    ctx.inherit(node, x)
+    return flat
+
+
+@register_function_rule(*EVEN_FUNCTIONS)
+def even_function(ctx: Propagation, node: fx.Node) -> Any:
+    flat = ctx.rep(node.args[0])
+    return None if flat is None else flat.unsigned()
+
+
+@register_function_rule(*NON_ODD_MATHS)
+def non_odd_maths(ctx: Propagation, node: fx.Node) -> Any:
+    x = node.args[0]
+    flat = ctx.rep(x)
+    if flat is not None and flat.n_negated:
+        name = node.target if isinstance(node.target, str) else node.target.__name__
+        raise ctx.fail(node, f"{name} is applied to features that flip sign under the mirror "
+                             "(it is not an odd function)",
+                       "apply it to features that do not flip sign, or hidden='regular' so no "
+                       "hidden channel flips sign")
+    ctx.inherit(node, x)
+    return flat
