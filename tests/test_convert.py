@@ -419,3 +419,14 @@ def test_reductions_and_pooling() -> None:
         symmetrize(MaxPool(), pose, (torch.randn(2, 34, 8),))
     chiral = symmetrize(MaxPool(), pose, (torch.randn(2, 34, 8),), hidden="regular")
     assert chiral.symmetrize_report.equivariance_error < 1e-10
+
+
+def test_conversion_check_leaves_dtypes_and_statistics_as_they_were() -> None:
+    torch.manual_seed(0)
+    model = TemporalModel(dropout=0.0)
+    chiral = symmetrize(model, H36M_SEQ, (torch.randn(2, 27, 17, 2),))
+    dtypes = {t.dtype for t in (*chiral.parameters(), *chiral.buffers()) if t.is_floating_point()}
+    assert dtypes == {torch.float32}
+    assert all(int(bn.num_batches_tracked) == 0 for bn in chiral.modules()
+               if isinstance(bn, nn.BatchNorm1d))
+    assert chiral.training and all(m.training for m in chiral.modules())

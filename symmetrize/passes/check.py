@@ -22,8 +22,10 @@ def equivariance_error(model: nn.Module, spec: Spec, inputs: tuple[Any, ...],
     the same for both passes (dropout must be 0 for the check to be meaningful), and BatchNorm
     running statistics are restored afterwards.
     """
-    saved = [(t, t.data if t.is_floating_point() else t.data.clone())
-             for t in (*model.parameters(), *model.buffers())]
+    # ``.double()`` assigns new data to parameters but new tensors to buffers: keep both
+    parameters = [(p, p.data) for p in model.parameters()]
+    buffers = [(m, name, b if b.is_floating_point() else b.clone())
+               for m in model.modules() for name, b in m._buffers.items() if b is not None]
     modes = [(m, m.training) for m in model.modules()]
     xs = tuple(x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
                for x in inputs)
@@ -37,8 +39,10 @@ def equivariance_error(model: nn.Module, spec: Spec, inputs: tuple[Any, ...],
             torch.random.set_rng_state(state)
             out_m = model(*mirrored)
     finally:
-        for tensor, data in saved:
-            tensor.data = data
+        for parameter, data in parameters:
+            parameter.data = data
+        for module, name, buffer in buffers:
+            module._buffers[name] = buffer
         for module, mode in modes:
             module.training = mode
     outs = out if isinstance(out, (tuple, list)) else (out,)
