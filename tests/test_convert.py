@@ -430,3 +430,13 @@ def test_conversion_check_leaves_dtypes_and_statistics_as_they_were() -> None:
     assert all(int(bn.num_batches_tracked) == 0 for bn in chiral.modules()
                if isinstance(bn, nn.BatchNorm1d))
     assert chiral.training and all(m.training for m in chiral.modules())
+
+
+def test_residual_couplings_are_reported_as_one_group() -> None:
+    model = TemporalModel(filter_widths=(3, 3, 3, 3))
+    chiral = symmetrize(model, H36M_SEQ, (torch.randn(1, 81, 17, 2),))
+    notes = [n for n in chiral.symmetrize_report.notes if n.startswith("coupled")]
+    assert notes == ["coupled by residual connections (one Rep): expand_conv, layers_conv.1, "
+                     "layers_conv.3, layers_conv.5"]
+    reps = {chiral.expand_conv.rep_out, *(chiral.layers_conv[i].rep_out for i in (1, 3, 5))}
+    assert len(reps) == 1

@@ -99,7 +99,9 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     opaque = [*assume_equivariant, *average]
     traced = trace(model, inputs, leaf_modules=tuple({type(modules[p]) for p in opaque}))
     decisions = _invariance_decisions(modules, invariant)
-    for _ in range(64):
+    # each restart constrains one more decision for good, so this bound is never reached
+    rounds = 2 + sum(isinstance(m, _MIXING) for m in modules.values())
+    for _ in range(rounds):
         try:
             propagation = Propagation(traced.graph_module, modules, spec, decisions, hidden,
                                       negated_fraction, activation, set(assume_equivariant),
@@ -109,11 +111,14 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
         except Restart:
             continue
     else:  # pragma: no cover - each restart constrains one more decision
-        raise ConversionError("the hidden Reps did not settle after 64 rounds of constraints")
+        raise ConversionError(f"the hidden Reps did not settle after {rounds} rounds of "
+                              "constraints")
     converted = copy.deepcopy(model)
     report = ConversionReport(parameters_before=sum(p.numel() for p in model.parameters()))
     rewrite(converted, propagation, weights, set(keep), report)
     report.notes.extend(propagation.notes)
+    report.notes.extend(f"coupled by residual connections (one Rep): {', '.join(group)}"
+                        for group in propagation.coupled_groups())
     report.parameters_after = sum(p.numel() for p in converted.parameters())
     report.notes.extend(f"{d.path}: output Rep fixed by {d.constrained_by}"
                         for d in decisions.values() if d.constrained_by)

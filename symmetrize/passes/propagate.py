@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import torch
 from torch import fx, nn
@@ -90,6 +91,8 @@ class Propagation:
         self.sites: dict[str, Site] = {}
         self.shared: dict[str, SharedTensor] = {}
         self.switched_functions: dict[fx.Node, str] = {}
+        #: decisions whose outputs meet in an add/sub (residual connections): one Rep each
+        self.couplings = nx.Graph()
         self.n_input = 0
         self.assumed, self.averaged = assumed, averaged
         self.notes: list[str] = []
@@ -287,6 +290,18 @@ class Propagation:
                               f"({wanted!r})",
                         "make both sides carry the same joints/coordinates layout, or choose "
                         "the hidden Rep of the layer that produces it with hidden={path: Rep}")
+
+    def couple(self, nodes: list[Any], where: fx.Node) -> None:
+        """Record that the decisions behind ``nodes`` meet at ``where`` (for the report)."""
+        paths = [self.prov[n][0] for n in nodes if isinstance(n, fx.Node) and n in self.prov]
+        for a, b in zip(paths, paths[1:]):
+            if a != b:
+                self.couplings.add_edge(a, b, node=where.name)
+
+    def coupled_groups(self) -> list[list[str]]:
+        """Sets of decisions tied together by couplings, each sorted, largest first."""
+        groups = [sorted(c) for c in nx.connected_components(self.couplings)]
+        return sorted(groups, key=lambda g: (-len(g), g))
 
     def can_constrain(self, node: Any) -> bool:
         prov = self.prov.get(node) if isinstance(node, fx.Node) else None

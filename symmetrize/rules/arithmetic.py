@@ -52,6 +52,7 @@ def arithmetic(ctx: Propagation, node: fx.Node) -> Rep | None:
         return Rep(ra.perm, ra.sign * rb.sign)
     if len(features) == 2:
         ra, rb = features
+        ctx.couple([a, b], node)
         if ra != rb:
             why = f"the {kind} in {ctx.where(node)}"
             for side, wanted in ((b, ra), (a, rb)):
@@ -60,6 +61,8 @@ def arithmetic(ctx: Propagation, node: fx.Node) -> Rep | None:
             raise ctx.fail(node, f"the {kind} combines tensors with different mirror Reps "
                                  f"({ra!r} and {rb!r})",
                            "add tensors with the same joints/coordinates layout")
+        # a later constraint on the sum reaches one side; the sum then couples the other
+        ctx.inherit(node, a if a in ctx.prov else b)
         return ra
     rep = features[0]
     divisor = kind == "div" and isinstance(operands[0], Rep)
