@@ -434,7 +434,7 @@ def test_conversion_check_leaves_dtypes_and_statistics_as_they_were() -> None:
 
 def test_residual_couplings_are_reported_as_one_group() -> None:
     model = TemporalModel(filter_widths=(3, 3, 3, 3))
-    chiral = symmetrize(model, H36M_SEQ, (torch.randn(1, 81, 17, 2),))
+    chiral = symmetrize(model, H36M_SEQ, (torch.randn(2, 81, 17, 2),))
     notes = [n for n in chiral.symmetrize_report.notes if n.startswith("coupled")]
     assert notes == ["coupled by residual connections (one Rep): expand_conv, layers_conv.1, "
                      "layers_conv.3, layers_conv.5"]
