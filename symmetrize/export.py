@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 
 from torch import nn
+from torch.nn.utils import parametrize
 
-from symmetrize.nn.shared import ChiralModule
+from symmetrize.nn.shared import ChiralModule, SymmetricTensor
+from symmetrize.nn.switched import install_switch, uninstall_switch
 
 __all__ = ["export_plain"]
 
@@ -30,12 +32,29 @@ def export_plain(model: nn.Module, inplace: bool = False) -> nn.Module:
     target = model if inplace else copy.deepcopy(model)
     if isinstance(target, ChiralModule):
         return _plain_twin(target)
+    _plain_tensors(target)
     for name, child in list(target.named_children()):
         if isinstance(child, ChiralModule):
             setattr(target, name, _plain_twin(child))
         else:
             export_plain(child, inplace=True)
     return target
+
+
+def _plain_tensors(module: nn.Module) -> None:
+    """Mirror-shared learned tensors (edge importance, per-joint biases) back to plain ones."""
+    if not parametrize.is_parametrized(module):
+        return
+    switched = uninstall_switch(module)  # (the parametrized class sits below the switching one)
+    for name, plist in list(module.parametrizations.items()):
+        if len(plist) == 1 and isinstance(plist[0], SymmetricTensor):
+            # a deep copy shares its parametrized class with the original, and removing a
+            # parametrization deletes the property from the class: give this module its own
+            cls = type(module)
+            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+            parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    if switched:
+        install_switch(module, module._symmetrize_switched)
 
 
 def _plain_twin(layer: ChiralModule) -> nn.Module:

@@ -72,3 +72,57 @@ def test_export_in_place_and_single_layer() -> None:
     model = nn.Sequential(layer, nn.ReLU())
     same = export_plain(model, inplace=True)
     assert same is model and type(model[0]) is nn.Linear
+
+
+def test_invariant_conv1d_from_dense() -> None:
+    from symmetrize.nn import InvariantConv1d
+    torch.manual_seed(0)
+    rep = Rep.pose("h36m", 2)
+    layer = InvariantConv1d.from_dense(nn.Conv1d(34, 5, 3), rep)
+    x = torch.randn(2, 34, 9)
+    assert (layer(rep.apply(x, 1)) - layer(x)).abs().max() < 1e-5
+    assert isinstance(layer, InvariantConv1d) and layer.rep_out.is_trivial
+
+
+def test_export_turns_mirror_shared_tensors_back_to_parameters() -> None:
+    from symmetrize import Spec, symmetrize
+    from tests.test_convert_action import PerJointEmbedding
+    torch.manual_seed(0)
+    spec = Spec(input="n t j c", output="n t j c", skeleton="h36m", negate=(0,))
+    chiral = symmetrize(PerJointEmbedding(), spec, (torch.randn(2, 3, 17, 2),))
+    plain = export_plain(chiral)
+    assert not any(parametrize.is_parametrized(m) for m in plain.modules())
+    assert isinstance(plain.joint_bias, nn.Parameter)
+    x = torch.randn(2, 3, 17, 2)
+    assert torch.allclose(plain(x), chiral(x))
+    assert isinstance(chiral.joint_bias, torch.Tensor)  # the original is untouched
+    assert parametrize.is_parametrized(chiral, "joint_bias")
+
+
+class BiasedReLU(nn.Module):
+    """A root-level learned per-joint bias and a functional ReLU (switched class on top of the
+    parametrized one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(2, 12)
+        self.joint_bias = nn.Parameter(torch.randn(17, 12))
+        self.head = nn.Linear(12, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.nn.functional.relu(self.embed(x) + self.joint_bias))
+
+
+def test_export_of_a_switched_model_with_shared_root_tensors() -> None:
+    from symmetrize import Spec, symmetrize
+    torch.manual_seed(1)
+    spec = Spec(input="n t j c", output="n t j c", skeleton="h36m", negate=(0,))
+    chiral = symmetrize(BiasedReLU(), spec, (torch.randn(2, 3, 17, 2),))
+    assert any("functional call" in row[4] for row in chiral.symmetrize_report.rows)
+    plain = export_plain(chiral)
+    x = torch.randn(2, 3, 17, 2)
+    assert torch.allclose(plain(x), chiral(x))
+    assert isinstance(plain, BiasedReLU) and not parametrize.is_parametrized(plain)
+    with torch.no_grad():
+        error = (plain(spec.mirror_input(0, x)) - spec.mirror_output(0, plain(x))).abs().max()
+    assert error < 1e-5

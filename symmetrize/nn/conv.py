@@ -80,3 +80,23 @@ class InvariantConv1d(ChiralConv1d):
         super().__init__(rep_in, Rep.trivial(out_channels), kernel_size, stride=stride,
                          padding=padding, dilation=dilation, bias=bias, padding_mode=padding_mode,
                          device=device, dtype=dtype)
+
+    @classmethod
+    def from_dense(cls, module: nn.Conv1d, rep_in: Rep,  # type: ignore[override]
+                   rep_out: Rep | None = None) -> InvariantConv1d:
+        """An invariance layer from a plain ``module`` (its weights projected)."""
+        rep_out = Rep.trivial(module.out_channels) if rep_out is None else rep_out
+        if not rep_out.is_trivial:
+            raise ValueError(f"InvariantConv1d needs a trivial output Rep, got {rep_out!r}")
+        _check_widths(cls.__name__, module.in_channels, module.out_channels, rep_in, rep_out)
+        if module.groups != 1:
+            raise ValueError(f"{cls.__name__}.from_dense: grouped convolutions (groups="
+                             f"{module.groups}) are not supported")
+        with building_from(module):
+            padding = module.padding if isinstance(module.padding, str) else module.padding[0]
+            layer = cls(rep_in, module.out_channels, module.kernel_size[0],
+                        stride=module.stride[0], padding=padding, dilation=module.dilation[0],
+                        bias=module.bias is not None, padding_mode=module.padding_mode,
+                        device=module.weight.device, dtype=module.weight.dtype)
+            layer._copy_dense_from(module, ("weight", "bias"))
+        return layer

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["SWITCHABLE", "SwitchActivations", "install_switch"]
+__all__ = ["SWITCHABLE", "SwitchActivations", "install_switch", "uninstall_switch"]
 
 #: activations that can be switched, as ``__torch_function__`` sees them; value: in-place
 SWITCHABLE: dict[Any, bool] = {
@@ -93,7 +93,7 @@ def install_switch(model: nn.Module, sites: Iterable[tuple[str, int]]) -> None:
     if switching is None:
         def forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
             with SwitchActivations(self._symmetrize_switched):
-                return super(switching, self).forward(*args, **kwargs)
+                return cls.forward(self, *args, **kwargs)
 
         switching = type(cls.__name__, (cls,), {"forward": forward,
                                                 "_symmetrize_switching": True,
@@ -101,3 +101,12 @@ def install_switch(model: nn.Module, sites: Iterable[tuple[str, int]]) -> None:
                                                 "__qualname__": cls.__qualname__})
         _CLASSES[cls] = switching
     model.__class__ = switching
+
+
+def uninstall_switch(model: nn.Module) -> bool:
+    """Undo :func:`install_switch`'s class change (the sites stay recorded); whether it did."""
+    cls = type(model)
+    if not cls.__dict__.get("_symmetrize_switching", False):
+        return False
+    model.__class__ = cls.__bases__[0]
+    return True
