@@ -81,6 +81,16 @@ class Rep:
         self._sign = _frozen(sign_arr)
         self._torch_cache: dict[tuple[Any, ...], torch.Tensor] = {}
 
+    @classmethod
+    def _trusted(cls, perm: np.ndarray, sign: np.ndarray) -> Rep:
+        """A Rep from arrays known to be valid (built from valid Reps), without the checks that
+        cost more than the construction on million-element flat Reps."""
+        rep = cls.__new__(cls)
+        rep._perm = _frozen(np.asarray(perm, dtype=np.int64))
+        rep._sign = _frozen(np.asarray(sign, dtype=np.int64))
+        rep._torch_cache = {}
+        return rep
+
     # ----------------------------------------------------------------- constructors
     @classmethod
     def trivial(cls, n: int) -> Rep:
@@ -256,10 +266,17 @@ class Rep:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Rep):
             return NotImplemented
+        if self is other:
+            return True
+        if self.size != other.size or hash(self) != hash(other):
+            return False
         return np.array_equal(self._perm, other._perm) and np.array_equal(self._sign, other._sign)
 
     def __hash__(self) -> int:
-        return hash((self._perm.tobytes(), self._sign.tobytes()))
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = self._hash = hash((self._perm.tobytes(), self._sign.tobytes()))
+        return cached
 
     def __repr__(self) -> str:
         return (f"Rep({self.size}: {self.n_pairs} swapped pairs, {self.n_fixed} fixed; "

@@ -178,10 +178,10 @@ def test_learned_per_joint_tensors_become_mirror_shared() -> None:
     perm = torch.tensor(list(Skeleton.preset("h36m").mirror))
     sign = chiral.embed.rep_out.sign  # the per-joint features' signs (some flip)
     bias = chiral.joint_bias.detach()
-    assert torch.allclose(bias[perm] * torch.as_tensor(sign, dtype=bias.dtype), bias)
+    assert torch.allclose(bias[perm] * torch.tensor(sign.tolist(), dtype=bias.dtype), bias)
     assert torch.equal(chiral.joint_scale[perm], chiral.joint_scale)
     # centre joints' flipping features can have no offset
-    assert (bias[:, torch.as_tensor(sign) < 0][perm == torch.arange(17)] == 0).all()
+    assert (bias[:, torch.tensor(sign.tolist()) < 0][perm == torch.arange(17)] == 0).all()
     assert report.equivariance_error < 1e-10
     opt = torch.optim.SGD(chiral.parameters(), lr=0.5)
     loss = chiral(torch.randn(3, 4, 17, 2)).pow(2).sum()

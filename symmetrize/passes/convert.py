@@ -24,7 +24,6 @@ from symmetrize.passes.propagate import (
     Decision,
     HiddenPolicy,
     Propagation,
-    Restart,
     check_path,
 )
 from symmetrize.passes.report import ConversionReport
@@ -99,17 +98,16 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     opaque = [*assume_equivariant, *average]
     traced = trace(model, inputs, leaf_modules=tuple({type(modules[p]) for p in opaque}))
     decisions = _invariance_decisions(modules, invariant)
-    # each restart constrains one more decision for good, so this bound is never reached
+    # each dirty pass constrains at least one more decision for good: this bound is never hit
     rounds = 2 + sum(isinstance(m, _MIXING) for m in modules.values())
+    memo: dict[Any, Any] = {}  # results of expensive rules, reused by the next pass
     for _ in range(rounds):
-        try:
-            propagation = Propagation(traced.graph_module, modules, spec, decisions, hidden,
-                                      negated_fraction, activation, set(assume_equivariant),
-                                      set(average))
-            propagation.run()
+        propagation = Propagation(traced.graph_module, modules, spec, decisions, hidden,
+                                  negated_fraction, activation, set(assume_equivariant),
+                                  set(average), memo)
+        propagation.run()
+        if not propagation.dirty:
             break
-        except Restart:
-            continue
     else:  # pragma: no cover - each restart constrains one more decision
         raise ConversionError(f"the hidden Reps did not settle after {rounds} rounds of "
                               "constraints")

@@ -67,7 +67,7 @@ def flat_rep(shape: Sequence[int], axes: Mapping[int, Rep]) -> Rep:
                              f"size {rep.size}")
         per_axis[axis] = rep
     perm, sign = _product(shape, per_axis)
-    return Rep(perm, sign)
+    return Rep._trusted(perm, sign)  # a Kronecker product of valid Reps is valid
 
 
 def factor_axes(shape: Sequence[int], flat: Rep, axes: Sequence[int]) -> dict[int, Rep] | None:

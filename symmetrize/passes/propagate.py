@@ -33,10 +33,6 @@ class ConversionError(ValueError):
     """A model (or part of it) that cannot be converted as asked, with where and how to fix."""
 
 
-class Restart(Exception):
-    """A decision was constrained: propagate again from the inputs."""
-
-
 @dataclass
 class Decision:
     """The Rep chosen for a channel-mixing module's output (LSTM/GRU: its hidden state)."""
@@ -80,7 +76,8 @@ class Propagation:
 
     def __init__(self, gm: fx.GraphModule, modules: dict[str, nn.Module], spec: Spec,
                  decisions: dict[str, Decision], hidden: HiddenPolicy, fraction: float,
-                 activation: str, assumed: set[str], averaged: set[str]) -> None:
+                 activation: str, assumed: set[str], averaged: set[str],
+                 memo: dict[fx.Node, tuple[Any, Any]] | None = None) -> None:
         self.gm, self.modules, self.spec = gm, modules, spec
         self.decisions, self.hidden, self.fraction = decisions, hidden, fraction
         self.activation = activation
@@ -95,7 +92,11 @@ class Propagation:
         self.couplings = nx.Graph()
         self.n_input = 0
         self.assumed, self.averaged = assumed, averaged
+        #: node -> (input Reps, result) of expensive rules, kept across restarts
+        self.memo = {} if memo is None else memo
         self.notes: list[str] = []
+        #: a decision was constrained during this pass: run it again
+        self.dirty = False
 
     def run(self) -> dict[str, Site]:
         from symmetrize.rules import find_function_rule, find_module_rule
@@ -272,7 +273,13 @@ class Propagation:
             self.notes.append(text)
 
     def require(self, node: fx.Node, wanted: Rep, why: str) -> None:
-        """Make ``node``'s flat Rep equal ``wanted``, constraining its decision if it is free."""
+        """Make ``node``'s flat Rep equal ``wanted``, constraining its decision if it is free.
+
+        A constrained decision takes effect at once for the rest of this pass (``node`` gets
+        ``wanted``) and marks the pass *dirty*: the caller goes on as if the Reps matched, and
+        the pass is run again from the inputs with the decision fixed, until one pass ends
+        clean. So constraints from a whole network settle in two or three passes.
+        """
         have = self.env.get(node)
         if have == wanted:
             return
@@ -285,11 +292,22 @@ class Propagation:
                 if rep is not None and rep.size == decision.width:
                     decision.rep = rep
                     decision.constrained_by = why
-                    raise Restart
+                    self.dirty = True
+                    self.env[node] = wanted
+                    return
         raise self.fail(node, f"its Rep {have!r} differs from the Rep required by {why} "
                               f"({wanted!r})",
                         "make both sides carry the same joints/coordinates layout, or choose "
                         "the hidden Rep of the layer that produces it with hidden={path: Rep}")
+
+    def remember(self, node: fx.Node, inputs: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, or its result from an earlier pass with equal input Reps."""
+        hit = self.memo.get(node)
+        if hit is not None and _same_reps(hit[0], inputs):
+            return hit[1]
+        result = compute()
+        self.memo[node] = (inputs, result)
+        return result
 
     def couple(self, nodes: list[Any], where: fx.Node) -> None:
         """Record that the decisions behind ``nodes`` meet at ``where`` (for the report)."""
@@ -379,7 +397,8 @@ class Propagation:
                build: Callable[[nn.Module, Site], tuple[nn.Module, str]] | None = None,
                **extra: Any) -> Site:
         site = self.site(path, module, node)
-        if site.rep_in is not None and (site.rep_in != rep_in or site.rep_out != rep_out):
+        if site.rep_in is not None and not self.dirty and (site.rep_in != rep_in or
+                                                           site.rep_out != rep_out):
             raise self.fail(node, f"module '{path}' is called twice with different mirror Reps "
                                   f"({site.rep_in!r} and {rep_in!r} in)",
                             "use separate modules for inputs laid out differently")
@@ -439,6 +458,12 @@ def check_path(modules: Mapping[str, nn.Module], path: str) -> None:
 def _moves(factors: Mapping[int, Rep]) -> bool:
     """Whether any of these axis Reps moves elements (a non-identity permutation)."""
     return any(r.n_pairs for r in factors.values())
+
+
+def _same_reps(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_reps(x, y) for x, y in zip(a, b))
+    return a == b if isinstance(a, Rep) and isinstance(b, Rep) else a is b
 
 
 def _has_tensor(value: Any) -> bool:

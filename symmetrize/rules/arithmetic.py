@@ -55,12 +55,14 @@ def arithmetic(ctx: Propagation, node: fx.Node) -> Rep | None:
         ctx.couple([a, b], node)
         if ra != rb:
             why = f"the {kind} in {ctx.where(node)}"
-            for side, wanted in ((b, ra), (a, rb)):
-                if ctx.can_constrain(side) and ctx.rep(side).size == wanted.size:
-                    ctx.require(side, wanted, why)
-            raise ctx.fail(node, f"the {kind} combines tensors with different mirror Reps "
-                                 f"({ra!r} and {rb!r})",
-                           "add tensors with the same joints/coordinates layout")
+            side, wanted = next(((s, w) for s, w in ((b, ra), (a, rb)) if ctx.can_constrain(s)
+                                 and ctx.rep(s).size == w.size), (None, None))
+            if side is None:
+                raise ctx.fail(node, f"the {kind} combines tensors with different mirror Reps "
+                                     f"({ra!r} and {rb!r})",
+                               "add tensors with the same joints/coordinates layout")
+            ctx.require(side, wanted, why)
+            ra = wanted
         # a later constraint on the sum reaches one side; the sum then couples the other
         ctx.inherit(node, a if a in ctx.prov else b)
         return ra

@@ -60,7 +60,10 @@ def einsum(ctx: Propagation, node: fx.Node) -> Rep | None:
                                      "mirror in two operands", "contract matching layouts")
             else:
                 letters[letter] = Rep(rep.perm, known.sign * rep.sign)
-    _fix_contracted_signs(ctx, node, operands, subscripts, output, features, letters)
+    try:
+        _fix_contracted_signs(ctx, node, operands, subscripts, output, features, letters)
+    except _Resolved:
+        return einsum(ctx, node)
     constants = [i for i in range(len(operands)) if i not in features]
     for i in constants:
         for letter, size in zip(subscripts[i], operands[i].meta["example_value"].shape):
@@ -78,7 +81,8 @@ def einsum(ctx: Propagation, node: fx.Node) -> Rep | None:
     if sign[0] < 0 and output:
         out_axes[0] = Rep(out_axes[0].perm, -out_axes[0].sign)
     out = flat_rep(out_shape, out_axes)
-    _verify(ctx, node, equation, operands, features, out)
+    ctx.remember(node, [ctx.rep(operands[i]) for i in features],
+                 lambda: _verify(ctx, node, equation, operands, features, out))
     return out
 
 
@@ -92,6 +96,7 @@ def _fix_contracted_signs(ctx: Propagation, node: fx.Node, operands: list[Any],
            and len(set(rep.sign.tolist())) > 1]
     if not bad:
         return
+    fixed = False
     for i in features:
         op = operands[i]
         if not any(c in subscripts[i] for c in bad):
@@ -101,10 +106,17 @@ def _fix_contracted_signs(ctx: Propagation, node: fx.Node, operands: list[Any],
                                                   if c in subscripts[i]])
         if wanted is not None and ctx.can_constrain(op):
             ctx.require(op, wanted, f"the einsum in {ctx.where(node)}")
-    raise ctx.fail(node, f"einsum letters {bad} are summed against a constant but flip sign on "
-                         "some entries only", "give the layer producing this operand a hidden "
-                                              "Rep whose signs do not depend on those axes "
-                                              "(hidden={path: Rep})")
+            fixed = True
+    if not fixed:
+        raise ctx.fail(node, f"einsum letters {bad} are summed against a constant but flip sign "
+                             "on some entries only",
+                       "give the layer producing this operand a hidden Rep whose signs do not "
+                       "depend on those axes (hidden={path: Rep})")
+    raise _Resolved
+
+
+class _Resolved(Exception):
+    """The operands' Reps were constrained: read the letters again."""
 
 
 def _unsigned_along(ctx: Propagation, op: fx.Node, shape: tuple[int, ...],
@@ -160,13 +172,12 @@ def _guess(letters: dict[str, Rep], subscript: str, operand: fx.Node, size: int)
 
 def _verify(ctx: Propagation, node: fx.Node, equation: str, operands: list[Any],
             features: list[int], out: Rep) -> None:
-    """``einsum(T x, c) == T_out einsum(x, c)`` on random features, in float64."""
-    generator = torch.Generator().manual_seed(0)
+    """``einsum(T x, c) == T_out einsum(x, c)`` on the example features, in float64."""
     plain, mirrored = [], []
     for i, op in enumerate(operands):
         value = op.meta["example_value"] if isinstance(op, fx.Node) else op
         if i in features:
-            x = torch.randn(value.shape, generator=generator, dtype=torch.float64)
+            x = value.detach().to(torch.float64)
             plain.append(x)
             mirrored.append(ctx.rep(op).apply(x.reshape(-1)).reshape(x.shape))
         else:

@@ -131,13 +131,13 @@ def recurrent(ctx: Propagation, node: fx.Node, module: nn.RNNBase, path: str) ->
             rep = ctx.rep(part)
             have.extend(rep if isinstance(rep, tuple) else [rep])
         if have != state_flat:
-            if len(parts) == len(state_flat) and all(isinstance(p, fx.Node) for p in parts):
-                for part, wanted in zip(parts, state_flat, strict=True):
-                    ctx.require(part, wanted, f"the initial state of '{path}'")
-            raise ctx.fail(node, f"the initial state of '{path}' carries mirror Reps that "
-                                 f"differ from its hidden Rep {rep_hidden!r}",
-                           f"give '{path}' and the module producing its state the same "
-                           "hidden Rep (hidden={...})")
+            if len(parts) != len(state_flat) or not all(isinstance(p, fx.Node) for p in parts):
+                raise ctx.fail(node, f"the initial state of '{path}' carries mirror Reps that "
+                                     f"differ from its hidden Rep {rep_hidden!r}",
+                               f"give '{path}' and the module producing its state the same "
+                               "hidden Rep (hidden={...})")
+            for part, wanted in zip(parts, state_flat, strict=True):
+                ctx.require(part, wanted, f"the initial state of '{path}'")
     out_flat = flat_rep(out.shape, {-1: rep_hidden.repeat(directions)})
     # a getitem on this tuple output takes this provenance (rules.movement)
     ctx.prov[node] = (path, [], directions == 2)

@@ -45,7 +45,8 @@ def movement_rule(ctx: Propagation, node: fx.Node) -> Any:
     name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__",
                                                                     repr(node.target))
     try:
-        out = forward_rep(node.target, inputs, reps, kwargs=kwargs)
+        out = ctx.remember(node, reps, lambda: forward_rep(node.target, inputs, reps,
+                                                           kwargs=kwargs))
     except NotDataMovementError:
         raise ctx.fail(node, f"no rule for {name}",
                        "use ops symmetrize knows, wrap the module calling it with "
