@@ -44,6 +44,12 @@ class NotDataMovementError(ValueError):
     """The op computes new values (arithmetic, reductions, ...): it needs a dedicated rule."""
 
 
+#: ops that only change the shape: the row-major element order, so the flat Rep, is unchanged
+RESHAPES = frozenset({"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
+                      "contiguous", "view_as", "reshape_as", torch.reshape, torch.flatten,
+                      torch.squeeze, torch.unsqueeze, torch.unflatten})
+
+
 # ----------------------------------------------------------------------------- flat Reps
 def flat_rep(shape: Sequence[int], axes: Mapping[int, Rep]) -> Rep:
     """The flat Rep of a tensor of ``shape`` whose axis ``a`` transforms with ``axes[a]``.

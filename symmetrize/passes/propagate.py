@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from symmetrize.passes.movement import factor_axes, flat_rep, pull_back_rep
+from symmetrize.passes.movement import RESHAPES, factor_axes, flat_rep, pull_back_rep
 from symmetrize.rep import Rep
 from symmetrize.skeleton import Skeleton
 from symmetrize.spec import Spec
@@ -77,7 +77,7 @@ class Propagation:
     def __init__(self, gm: fx.GraphModule, modules: dict[str, nn.Module], spec: Spec,
                  decisions: dict[str, Decision], hidden: HiddenPolicy, fraction: float,
                  activation: str, assumed: set[str], averaged: set[str],
-                 memo: dict[fx.Node, tuple[Any, Any]] | None = None) -> None:
+                 memo: dict[Any, tuple[Any, Any]] | None = None) -> None:
         self.gm, self.modules, self.spec = gm, modules, spec
         self.decisions, self.hidden, self.fraction = decisions, hidden, fraction
         self.activation = activation
@@ -300,13 +300,14 @@ class Propagation:
                         "make both sides carry the same joints/coordinates layout, or choose "
                         "the hidden Rep of the layer that produces it with hidden={path: Rep}")
 
-    def remember(self, node: fx.Node, inputs: Any, compute: Callable[[], Any]) -> Any:
-        """``compute()``, or its result from an earlier pass with equal input Reps."""
-        hit = self.memo.get(node)
+    def remember(self, key: Any, inputs: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, or its result for ``key`` (a node, or a description of an op) from
+        this or an earlier pass, when the input Reps were equal."""
+        hit = self.memo.get(key)
         if hit is not None and _same_reps(hit[0], inputs):
             return hit[1]
         result = compute()
-        self.memo[node] = (inputs, result)
+        self.memo[key] = (inputs, result)
         return result
 
     def couple(self, nodes: list[Any], where: fx.Node) -> None:
@@ -330,6 +331,8 @@ class Propagation:
         """The decision's channel Rep that would give ``node`` the flat Rep ``wanted``."""
         rep = wanted
         for step in reversed(chain):
+            if step.target in RESHAPES:
+                continue  # the flat Rep is unchanged by a shape-only op
             source = step.args[0]
             shape = tuple(source.meta["example_value"].shape)
             args = self.value(tuple(step.args[1:]))

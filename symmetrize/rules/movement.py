@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import fx
 
-from symmetrize.passes.movement import NotDataMovementError, forward_rep
+from symmetrize.passes.movement import RESHAPES, NotDataMovementError, forward_rep
 from symmetrize.rep import Rep
 from symmetrize.rules import register_function_rule
 
@@ -44,9 +44,17 @@ def movement_rule(ctx: Propagation, node: fx.Node) -> Any:
     kwargs = ctx.value(dict(node.kwargs))
     name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__",
                                                                     repr(node.target))
+    if _is_reshape(node, reps):
+        out = reps[0]
+        if node.args[0] in ctx.prov:
+            path, chain, halve = ctx.prov[node.args[0]]
+            ctx.prov[node] = (path, [*chain, node], halve)
+        return out
+    # the same op on the same shapes and Reps (a repeated block) is computed once
+    key = ("movement", node.target, _signature(inputs), _signature(kwargs), _hashable(reps))
     try:
-        out = ctx.remember(node, reps, lambda: forward_rep(node.target, inputs, reps,
-                                                           kwargs=kwargs))
+        out = ctx.remember(key, reps, lambda: forward_rep(node.target, inputs, reps,
+                                                          kwargs=kwargs))
     except NotDataMovementError:
         raise ctx.fail(node, f"no rule for {name}",
                        "use ops symmetrize knows, wrap the module calling it with "
@@ -59,6 +67,37 @@ def movement_rule(ctx: Propagation, node: fx.Node) -> Any:
         path, chain, halve = ctx.prov[tensor_args[0]]
         ctx.prov[node] = (path, [*chain, node], halve)
     return tuple(out) if isinstance(out, list) else out
+
+
+def _is_reshape(node: fx.Node, reps: list[Any]) -> bool:
+    """A shape-only op on one tensor (its other arguments are sizes, not tensors)."""
+    try:
+        reshape = node.target in RESHAPES
+    except TypeError:  # an unhashable target
+        return False
+    return reshape and isinstance(reps[0], Rep) and not any(
+        _is_rep_like(r) for r in reps[1:]) and node.op in ("call_method", "call_function") \
+        and node.target not in ("view_as", "reshape_as")
+
+
+def _signature(value: Any) -> Any:
+    """A hashable description of op arguments: tensors by shape and dtype (index tensors by
+    value too), everything else by ``repr``."""
+    if isinstance(value, torch.Tensor):
+        values = tuple(value.reshape(-1).tolist()) if not value.is_floating_point() and \
+            value.numel() <= 4096 else None
+        return ("tensor", tuple(value.shape), str(value.dtype), values)
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, *(_signature(v) for v in value))
+    if isinstance(value, dict):
+        return tuple(sorted((k, _signature(v)) for k, v in value.items()))
+    return repr(value)
+
+
+def _hashable(reps: Any) -> Any:
+    if isinstance(reps, list):
+        return tuple(_hashable(r) for r in reps)
+    return reps
 
 
 def _arg_rep(ctx: Propagation, arg: Any) -> Any:
