@@ -73,3 +73,13 @@ def test_layer_benchmark_smoke_run() -> None:
         assert any(name.startswith(layer) for name in names), (layer, result.stdout)
     ratios = [float(row.split("|")[4]) for row in rows]
     assert all(r > 0 for r in ratios)
+
+
+def test_conversion_benchmark_smoke_run() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_convert.py"),
+                             "--quick", "--only", "gru-classifier"],
+                            capture_output=True, text=True, timeout=300, check=True)
+    row = next(line for line in result.stdout.splitlines() if line.startswith("gru-classifier"))
+    cells = row.split()
+    ratio, fp32, fp64 = float(cells[4]), float(cells[5]), float(cells[6])
+    assert 0.45 < ratio < 0.6 and fp32 < 1e-5 and fp64 < 1e-12, result.stdout
