@@ -33,6 +33,8 @@ def export_plain(model: nn.Module, inplace: bool = False) -> nn.Module:
     if isinstance(target, ChiralModule):
         return _plain_twin(target)
     _plain_tensors(target)
+    if not getattr(target, "_symmetrize_switched", None):
+        uninstall_switch(target)  # only gathered shared weights once: nothing left to gather
     for name, child in list(target.named_children()):
         if isinstance(child, ChiralModule):
             setattr(target, name, _plain_twin(child))

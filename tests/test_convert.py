@@ -46,7 +46,8 @@ def test_temporal_convnet(filter_widths: tuple[int, ...], channels: int) -> None
     chiral = symmetrize(model, H36M_SEQ, (x,))
     # the user's model is untouched, the copy keeps its class and methods
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert type(chiral) is TemporalModel and chiral.receptive_field() == rf
+    assert isinstance(chiral, TemporalModel) and chiral.receptive_field() == rf
+    assert type(chiral).__name__ == "TemporalModel"
     chiral.set_bn_momentum(0.05)
     assert isinstance(chiral.expand_conv, ChiralConv1d)
     assert all(isinstance(m, ChiralBatchNorm1d) for m in chiral.layers_bn)
@@ -173,7 +174,7 @@ def test_functional_relu_with_regular_policy_is_kept() -> None:
     spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
     chiral = symmetrize(Functional(), spec, (torch.randn(2, 34),), hidden="regular")
     assert not any("functional call" in row[4] for row in chiral.symmetrize_report.rows)
-    assert type(chiral) is Functional
+    assert isinstance(chiral, Functional)
     assert chiral.symmetrize_report.equivariance_error < 1e-10
 
 

@@ -126,3 +126,21 @@ def test_export_of_a_switched_model_with_shared_root_tensors() -> None:
     with torch.no_grad():
         error = (plain(spec.mirror_input(0, x)) - spec.mirror_output(0, plain(x))).abs().max()
     assert error < 1e-5
+
+
+def test_exported_models_pickle_switched_ones_too(tmp_path) -> None:
+    from symmetrize import Spec, symmetrize
+    from tests.test_convert import Functional
+    torch.manual_seed(2)
+    spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
+    for model in (Functional(), nn.Sequential(nn.Linear(34, 68), nn.ReLU(), nn.Linear(68, 34))):
+        plain = export_plain(symmetrize(model, spec, (torch.randn(2, 34),)))
+        path = tmp_path / "model.pt"
+        torch.save(plain, path)
+        loaded = torch.load(path, weights_only=False)
+        x = torch.randn(3, 34)
+        assert torch.allclose(loaded(x), plain(x))
+        assert type(loaded).__name__ == type(model).__name__
+        with torch.no_grad():
+            error = (loaded(spec.mirror_input(0, x)) - spec.mirror_output(0, loaded(x))).abs()
+        assert error.max() < 1e-5

@@ -1,5 +1,5 @@
-"""Switch functional activations (``F.relu(x)``, ``torch.sigmoid``, ``x.relu()``) to tanh at
-given source lines of a model's code, without touching that code.
+"""The converted model's ``forward``: the user's own, run with shared weights gathered once and
+functional activations switched at given source lines.
 
 A module's activation is switched by replacing the module; a function called inside ``forward``
 cannot be replaced that way. The converted model's class gets a ``forward`` that runs the user's
@@ -7,6 +7,10 @@ own ``forward`` under a :class:`torch.overrides.TorchFunctionMode`: a call of a 
 activation whose calling line (the innermost frame outside torch) is one of the recorded sites
 runs ``torch.tanh`` instead. Every other call, and every call from other lines, is untouched, so
 the user's control flow, shapes and methods keep working.
+
+The same ``forward`` runs under ``torch.nn.utils.parametrize.cached()``: a chiral layer called
+several times in one forward (a seq2seq decoder, once per forecast frame) gathers its weights
+once, not once per call.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
 __all__ = ["SWITCHABLE", "SwitchActivations", "install_switch", "uninstall_switch"]
@@ -79,28 +85,42 @@ class SwitchActivations(TorchFunctionMode):
 _CLASSES: dict[type, type] = {}
 
 
-def install_switch(model: nn.Module, sites: Iterable[tuple[str, int]]) -> None:
-    """Make ``model`` (in place) run its forward with :class:`SwitchActivations` on ``sites``.
+def install_switch(model: nn.Module, sites: Iterable[tuple[str, int]] = ()) -> None:
+    """Give ``model`` (in place) the converted model's ``forward``: its own ``forward`` run under
+    ``parametrize.cached()`` and, when ``sites`` are given, :class:`SwitchActivations`.
 
-    The model's class becomes a subclass of its own class (same name and methods) whose
-    ``forward`` enters the mode around the original one.
+    The model's class becomes a subclass of its own class (same name and methods) that only
+    overrides ``forward``.
     """
     model._symmetrize_switched = frozenset(sites)  # type: ignore[assignment]
     cls = type(model)
-    if getattr(cls, "_symmetrize_switching", False):
+    if cls.__dict__.get("_symmetrize_switching", False):
         return
     switching = _CLASSES.get(cls)
     if switching is None:
         def forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
-            with SwitchActivations(self._symmetrize_switched):
+            sites = self._symmetrize_switched
+            with parametrize.cached(), (SwitchActivations(sites) if sites else nullcontext()):
                 return cls.forward(self, *args, **kwargs)
 
-        switching = type(cls.__name__, (cls,), {"forward": forward,
+        def reduce(self: nn.Module, protocol: int) -> tuple[Any, ...]:
+            # pickle as the user's class, and wrap again on load
+            return _restore, (cls, self.__dict__.copy())
+
+        switching = type(cls.__name__, (cls,), {"forward": forward, "__reduce_ex__": reduce,
                                                 "_symmetrize_switching": True,
                                                 "__module__": cls.__module__,
-                                                "__qualname__": cls.__qualname__})
+                                                "__qualname__": cls.__qualname__,
+                                                "__doc__": cls.__doc__})
         _CLASSES[cls] = switching
     model.__class__ = switching
+
+
+def _restore(cls: type, state: dict[str, Any]) -> nn.Module:
+    model = cls.__new__(cls)
+    model.__dict__.update(state)
+    install_switch(model, state.get("_symmetrize_switched", ()))
+    return model
 
 
 def uninstall_switch(model: nn.Module) -> bool:

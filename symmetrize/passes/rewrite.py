@@ -42,8 +42,7 @@ def rewrite(model: nn.Module, propagation: Propagation, weights: str, keep: set[
         sites[(filename, int(line))] = name
         report.rows.append((source, name, short_rep(propagation.rep(node.args[0])), "-",
                             f"activation {name} -> tanh (functional call)"))
-    if sites:
-        install_switch(model, sites)
+    install_switch(model, sites)  # also gathers shared weights once per forward
 
 
 def _rewrite_site(model: nn.Module, path: str, site: Site, propagation: Propagation,
