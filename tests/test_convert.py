@@ -441,3 +441,16 @@ def test_residual_couplings_are_reported_as_one_group() -> None:
                      "layers_conv.3, layers_conv.5"]
     reps = {chiral.expand_conv.rep_out, *(chiral.layers_conv[i].rep_out for i in (1, 3, 5))}
     assert len(reps) == 1
+
+
+def test_inplace_converts_the_model_itself() -> None:
+    torch.manual_seed(0)
+    model = TemporalModel(dropout=0.0)
+    x = torch.randn(2, 27, 17, 2)
+    copied = symmetrize(model, H36M_SEQ, (x,))
+    assert type(model.expand_conv) is nn.Conv1d  # not modified without inplace
+    converted = symmetrize(model, H36M_SEQ, (x,), inplace=True)
+    assert converted is model and isinstance(model.expand_conv, ChiralConv1d)
+    assert converted.symmetrize_report.parameters_after == copied.symmetrize_report.parameters_after
+    with torch.no_grad():
+        assert torch.allclose(converted.eval()(x), copied.eval()(x), atol=1e-5)

@@ -132,8 +132,11 @@ def test_asymmetric_adjacency_is_a_clear_error() -> None:
     model = Model(in_channels=3, num_class=4, graph_layout="ntu-rgb+d", channels=(8, 8))
     with torch.no_grad():
         model.A[1, 4, 20] += 0.5  # left shoulder -> spine shoulder only, not its right twin
-    with pytest.raises(ConversionError, match=r"the constant 'A' .* is not mirror-symmetric: "
-                                              r"entry \(1, \d+, \d+\).*edge list"):
+    with pytest.raises(ConversionError, match=r"the constant 'A' \(used by the einsum in node "
+                                              r"'einsum' in module 'st_gcn_networks.0.gcn' \(.*"
+                                              r"action_models.py:\d+\)\) is not mirror-symmetric:"
+                                              r" entry \(1, 4, 20\) is 0.5 but its mirror image "
+                                              r"needs 0.*edge list"):
         symmetrize(model, NTU, (torch.randn(1, 3, 8, 25, 1),))
 
 

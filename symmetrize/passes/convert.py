@@ -42,11 +42,11 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
                activation: str = "tanh", invariant_at: str | Sequence[str] | None = None,
                weights: str = "project", keep: Sequence[str] = (),
                assume_equivariant: Sequence[str] = (), average: Sequence[str] = (),
-               check: bool = True) -> nn.Module:
+               check: bool = True, inplace: bool = False) -> nn.Module:
     """A chirality-equivariant copy of ``model``, as annotated by ``spec``.
 
     Args:
-        model: the network; it is not modified.
+        model: the network; it is not modified (unless ``inplace``).
         spec: how the mirror acts on the inputs and outputs (:class:`~symmetrize.Spec`).
         example_inputs: the forward arguments to trace with (any batch size).
         hidden: the hidden Rep policy: ``"skeleton"`` (the paper's layout: ``J x D`` channels,
@@ -76,10 +76,12 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
             the input in its last axis gets a hidden Rep there like a Linear's.
         check: compare ``f(T x)`` with ``T f(x)`` in float64 and raise if they differ (unless
             ``keep`` explains it).
+        inplace: convert ``model`` itself instead of a deep copy (saves the copy's memory; on
+            an error the model may be left half converted).
 
     Returns:
-        A deep copy of ``model`` with chiral layers; ``converted.symmetrize_report`` holds the
-        :class:`ConversionReport`.
+        A deep copy of ``model`` (``model`` itself with ``inplace=True``) with chiral layers;
+        ``converted.symmetrize_report`` holds the :class:`ConversionReport`.
 
     Raises:
         ConversionError: a path that names no module, an op without a rule, or Reps that
@@ -111,8 +113,8 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     else:  # pragma: no cover - each restart constrains one more decision
         raise ConversionError(f"the hidden Reps did not settle after {rounds} rounds of "
                               "constraints")
-    converted = copy.deepcopy(model)
     report = ConversionReport(parameters_before=sum(p.numel() for p in model.parameters()))
+    converted = model if inplace else copy.deepcopy(model)
     rewrite(converted, propagation, weights, set(keep), report)
     report.notes.extend(propagation.notes)
     report.notes.extend(f"coupled by residual connections (one Rep): {', '.join(group)}"

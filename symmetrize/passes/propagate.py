@@ -206,8 +206,11 @@ class Propagation:
         return fx.node.map_arg(node, lambda n: n.meta.get("example_value"))
 
     def where(self, node: fx.Node) -> str:
+        """``node 'name' in module 'path' (file:line)`` for messages."""
         source = node.meta.get("source")
-        return f"node '{node.name}'" + (f" ({source})" if source else "")
+        module = node.meta.get("module")
+        return (f"node '{node.name}'" + (f" in module '{module}'" if module else "")
+                + (f" ({source})" if source else ""))
 
     def fail(self, node: fx.Node, problem: str, fix: str) -> ConversionError:
         return ConversionError(f"{self.where(node)}: {problem}. Fix: {fix}")

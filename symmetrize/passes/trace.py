@@ -17,7 +17,8 @@ A value is *size-derived* when it comes from ``shape`` / ``size()`` / ``dim()`` 
 ``dtype`` / ``device`` (and similar metadata), or is a non-tensor result of an operation whose
 proxy inputs are all size-derived (``x.shape[1] - 2``, ``x.shape[-1] == 3``). The flag is stored
 in ``node.meta["size_derived"]``; the concrete value in ``node.meta["example_value"]`` and the
-user's source location in ``node.meta["source"]`` (``"file:line"``).
+user's source location in ``node.meta["source"]`` (``"file:line"``), and the path of the module
+whose ``forward`` made it in ``node.meta["module"]``.
 
 Forward parameters that the example inputs do not cover and whose default is a ``bool`` / ``int``
 / ``float`` / ``str`` / ``None`` are traced as concrete arguments with their default (Python flags
@@ -474,6 +475,8 @@ class ShadowTracer(fx.Tracer):
         if frames:
             node.stack_trace = "".join(traceback.format_list(frames)).rstrip()
         node.meta["source"] = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+        # the innermost (non-leaf) module whose forward made this node; "" for the root
+        node.meta["module"] = self.call_stack[-1][0] if self.call_stack else ""
         return node
 
     def _placeholder(self, target: str, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...], Any]:
