@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class TemporalModel(nn.Module):
@@ -163,3 +164,37 @@ class Seq2Seq(nn.Module):
             else:
                 prev = pred
         return torch.cat(preds, dim=1)
+
+
+class CellForecaster(nn.Module):
+    """Residual seq2seq forecaster written with recurrent cells and a Python loop over frames
+    (Martinez et al. 2017 style): encode the observed frames, then decode one frame at a time."""
+
+    def __init__(self, joints=17, hidden=68, input_len=8, output_len=5, cell=nn.GRUCell):
+        super().__init__()
+        self.input_len, self.output_len, self.hidden = input_len, output_len, hidden
+        self.cell = cell(joints * 2, hidden)
+        self.out = nn.Linear(hidden, joints * 2)
+
+    def init_state(self, x):
+        h = torch.zeros(x.shape[0], self.hidden, dtype=x.dtype, device=x.device)
+        return (h, torch.zeros_like(h)) if isinstance(self.cell, nn.LSTMCell) else h
+
+    def step(self, frame, state):
+        if isinstance(self.cell, nn.LSTMCell):
+            h, c = self.cell(frame, state)
+            state = (h, c)
+        else:
+            h = state = self.cell(frame, state)
+        return frame + self.out(F.dropout(h, 0.0, self.training)), state
+
+    def forward(self, x):
+        state = self.init_state(x)
+        for t in range(self.input_len - 1):
+            state = self.cell(x[:, t], state)
+        frame = x[:, self.input_len - 1]
+        preds = []
+        for _ in range(self.output_len):
+            frame, state = self.step(frame, state)
+            preds.append(frame)
+        return torch.stack(preds, dim=1)

@@ -454,3 +454,21 @@ def test_inplace_converts_the_model_itself() -> None:
     assert converted.symmetrize_report.parameters_after == copied.symmetrize_report.parameters_after
     with torch.no_grad():
         assert torch.allclose(converted.eval()(x), copied.eval()(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", [nn.GRUCell, nn.LSTMCell])
+def test_cell_forecaster_with_a_python_loop(cell: type) -> None:
+    from symmetrize.nn import ChiralGRUCell, ChiralLSTMCell
+    from tests.pose_models import CellForecaster
+    torch.manual_seed(0)
+    model = CellForecaster(cell=cell)
+    spec = Spec(input="n t (j c)", output="n t (j c)", skeleton="h36m", negate=(0,))
+    x = torch.randn(3, 13, 34)
+    chiral = symmetrize(model, spec, (x,))
+    assert isinstance(chiral.cell, ChiralGRUCell if cell is nn.GRUCell else ChiralLSTMCell)
+    assert chiral.symmetrize_report.equivariance_error < 1e-10
+    assert 0.45 < chiral.symmetrize_report.parameter_ratio < 0.55
+    for train in (False, True):
+        assert equivariance_error(chiral, spec, torch.randn(2, 13, 34), train) < 1e-10
+    losses = train_steps(chiral, x, torch.randn(3, 5, 34))
+    assert losses[-1] < losses[0]

@@ -461,3 +461,33 @@ def test_reset_parameters_reaches_the_free_parameters() -> None:
                 p.zero_()
         rnn.reset_parameters()
         assert all(p.abs().sum() > 0 for p in rnn.parameters())
+
+
+@pytest.mark.parametrize("cell_cls", [nn.LSTMCell, nn.GRUCell])
+def test_chiral_cells_are_equivariant_and_round_trip(cell_cls: type) -> None:
+    from symmetrize.nn import ChiralGRUCell, ChiralLSTMCell
+    torch.manual_seed(0)
+    rep_in, rep_hidden = Rep.pose("h36m", 2), Rep.skeleton_hidden("h36m", 4, 1)
+    twin = ChiralLSTMCell if cell_cls is nn.LSTMCell else ChiralGRUCell
+    plain = cell_cls(34, 68, dtype=torch.float64)
+    cell = twin.from_dense(plain, rep_in, rep_hidden)
+    x = torch.randn(5, 34, dtype=torch.float64)
+    h = torch.randn(5, 68, dtype=torch.float64)
+    state = (h, torch.randn(5, 68, dtype=torch.float64)) if twin is ChiralLSTMCell else h
+    mirrored = tuple(rep_hidden.apply(s) for s in state) if isinstance(state, tuple) else \
+        rep_hidden.apply(state)
+    out, out_m = cell(x, state), cell(rep_in.apply(x), mirrored)
+    outs = out if isinstance(out, tuple) else (out,)
+    outs_m = out_m if isinstance(out_m, tuple) else (out_m,)
+    for a, b in zip(outs, outs_m):
+        assert (rep_hidden.apply(a) - b).abs().max() < 1e-10
+    dense = cell.to_dense()
+    assert type(dense) is cell_cls
+    assert torch.allclose(dense(x, state)[0] if isinstance(state, tuple) else dense(x, state),
+                          outs[0])
+    gates = twin.gates_rep(rep_hidden)
+    expected = (weight_sharing(rep_in, gates).n_free + weight_sharing(rep_hidden, gates).n_free
+                + 2 * weight_sharing(Rep.trivial(1), gates).n_free)
+    assert sum(p.numel() for p in cell.parameters()) == expected
+    with pytest.raises(TypeError, match="expects an nn.GRUCell|expects an nn.LSTMCell"):
+        twin.from_dense(nn.Linear(34, 68), rep_in, rep_hidden)

@@ -3,6 +3,7 @@
 from symmetrize.nn.activation import ODD_ACTIVATIONS, ChiralActivation, is_odd
 from symmetrize.nn.batchnorm import ChiralBatchNorm1d
 from symmetrize.nn.batchnorm2d import ChiralBatchNorm2d
+from symmetrize.nn.cells import ChiralGRUCell, ChiralLSTMCell
 from symmetrize.nn.conv import ChiralConv1d, InvariantConv1d
 from symmetrize.nn.conv2d import ChiralConv2d, InvariantConv2d
 from symmetrize.nn.linear import ChiralLinear, InvariantLinear
@@ -17,7 +18,9 @@ __all__ = [
     "ChiralConv1d",
     "ChiralConv2d",
     "ChiralGRU",
+    "ChiralGRUCell",
     "ChiralLSTM",
+    "ChiralLSTMCell",
     "ChiralLinear",
     "ChiralModule",
     "InvariantConv1d",

@@ -34,7 +34,7 @@ from symmetrize.spec import Spec
 
 __all__ = ["ConversionError", "ConversionReport", "explain", "symmetrize"]
 
-_MIXING = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.LSTM, nn.GRU)
+_MIXING = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell)
 
 
 def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | torch.Tensor,

@@ -286,6 +286,10 @@ class Propagation:
         have = self.env.get(node)
         if have == wanted:
             return
+        if self.is_constant(node):  # computed from no input: fine if symmetric under wanted
+            self.check_constant(node, wanted, why)
+            self.env[node] = wanted
+            return
         prov = self.prov.get(node)
         if prov is not None:
             path, chain, halve = prov
@@ -428,6 +432,21 @@ class Propagation:
             self.shared[target] = SharedTensor(target, rep, why)
             return
         self.check_constant(node, rep, why)
+
+    def is_constant(self, node: fx.Node) -> bool:
+        """Whether ``node``'s values come from no forward input (parameters, buffers, factories
+        such as ``torch.zeros(x.shape[0], h)``: sizes and dtypes read off inputs do not count)."""
+        seen, todo = set(), [node]
+        while todo:
+            current = todo.pop()
+            if current in seen or current.meta.get("size_derived"):  # x.shape[0], x.dtype
+                continue
+            seen.add(current)
+            if current.op == "placeholder" and isinstance(current.meta.get("example_value"),
+                                                           torch.Tensor):
+                return False
+            todo.extend(current.all_input_nodes)
+        return True
 
     def is_parameter(self, target: str) -> bool:
         """Whether ``target`` (a ``get_attr`` path) is a parameter of the user's model."""

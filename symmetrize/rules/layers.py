@@ -18,8 +18,10 @@ from symmetrize.nn import (
     ChiralConv1d,
     ChiralConv2d,
     ChiralGRU,
+    ChiralGRUCell,
     ChiralLinear,
     ChiralLSTM,
+    ChiralLSTMCell,
 )
 from symmetrize.nn.shared import ChiralModule
 from symmetrize.passes.movement import flat_rep
@@ -33,7 +35,8 @@ if TYPE_CHECKING:
 _TWINS: dict[type, Any] = {nn.Linear: ChiralLinear, nn.Conv1d: ChiralConv1d,
                            nn.Conv2d: ChiralConv2d, nn.BatchNorm1d: ChiralBatchNorm1d,
                            nn.BatchNorm2d: ChiralBatchNorm2d, nn.LSTM: ChiralLSTM,
-                           nn.GRU: ChiralGRU}
+                           nn.GRU: ChiralGRU, nn.LSTMCell: ChiralLSTMCell,
+                           nn.GRUCell: ChiralGRUCell}
 
 
 def _twin(module: nn.Module) -> Any:
@@ -142,3 +145,30 @@ def recurrent(ctx: Propagation, node: fx.Node, module: nn.RNNBase, path: str) ->
     # a getitem on this tuple output takes this provenance (rules.movement)
     ctx.prov[node] = (path, [], directions == 2)
     return (out_flat, tuple(state_flat) if isinstance(states, tuple) else state_flat[0])
+
+
+@register_module_rule(nn.LSTMCell, nn.GRUCell)
+def recurrent_cell(ctx: Propagation, node: fx.Node, module: nn.RNNCellBase, path: str) -> Any:
+    """One step: features on the last axis, the state (h, or (h, c)) carries the hidden Rep."""
+    rep_in = ctx.channel_rep(node, node.args[0], -1, f"'{path}'")
+    rep_hidden = ctx.decide(path, module.hidden_size, rep_in)
+    ctx.record(node, module, path, rep_in, rep_hidden, build=_build_mixing, axis=-1)
+    out = node.meta["example_value"]
+    outs = out if isinstance(out, tuple) else (out,)
+    state_flat = [flat_rep(o.shape, {-1: rep_hidden}) for o in outs]
+    hx = node.args[1] if len(node.args) > 1 else node.kwargs.get("hx")
+    if hx is not None:
+        parts = list(hx) if isinstance(hx, (tuple, list)) else [hx]
+        if isinstance(ctx.rep(hx), tuple):  # (h, c) as one tuple-valued node
+            if ctx.rep(hx) != tuple(state_flat):
+                raise ctx.fail(node, f"the state passed to '{path}' carries mirror Reps that "
+                                     f"differ from its hidden Rep {rep_hidden!r}",
+                               f"give '{path}' and the module producing its state the same "
+                               "hidden Rep (hidden={...})")
+        else:
+            for part, wanted in zip(parts, state_flat, strict=True):
+                if not isinstance(part, fx.Node):
+                    continue
+                ctx.require(part, wanted, f"the state of '{path}'")
+    ctx.prov[node] = (path, [], False)
+    return tuple(state_flat) if isinstance(out, tuple) else state_flat[0]
