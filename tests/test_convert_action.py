@@ -215,3 +215,62 @@ def test_gru_classifier_with_functional_relu_and_mean() -> None:
         assert invariance_error(chiral, spec, torch.randn(2, 7, 17, 2), train) < 1e-10
     losses = fit(chiral, x, torch.tensor([0, 3, 5]))
     assert losses[-1] < losses[0]
+
+
+class AdaptiveGraphUnit(nn.Module):
+    """A 2s-AGCN-style adaptive graph convolution: a fixed adjacency plus a learned one, plus a
+    data-dependent one from a softmax over embedded joint-joint similarities (matmul)."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 8, inter: int = 4,
+                 num_class: int = 5) -> None:
+        super().__init__()
+        from tests.action_models import build_adjacency
+        A = torch.tensor(build_adjacency("ntu-rgb+d", "uniform")[0], dtype=torch.float32)
+        self.register_buffer("A", A)
+        self.PA = nn.Parameter(torch.rand(25, 25) * 1e-1)
+        self.conv_a = nn.Conv2d(in_channels, inter, 1)
+        self.conv_b = nn.Conv2d(in_channels, inter, 1)
+        self.conv_d = nn.Conv2d(in_channels, out_channels, 1)
+        self.soft = nn.Softmax(-2)
+        self.fc = nn.Linear(out_channels, num_class)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        N, C, T, V = x.size()
+        A = self.A + self.PA
+        A1 = self.conv_a(x).permute(0, 3, 1, 2).contiguous().view(N, V, -1)
+        A2 = self.conv_b(x).view(N, -1, V)
+        A1 = self.soft(torch.matmul(A1, A2) / A1.size(-1))
+        A1 = A1 + A
+        A2 = x.view(N, C * T, V)
+        y = self.conv_d(torch.matmul(A2, A1).view(N, C, T, V))
+        return self.fc(F.relu(y).mean(dim=(2, 3)))
+
+
+def test_adaptive_graph_with_matmul_softmax_and_learned_adjacency() -> None:
+    torch.manual_seed(5)
+    spec = Spec(input="n c t j", output="n k", skeleton="ntu", negate=(0,))
+    model = AdaptiveGraphUnit()
+    x = torch.randn(2, 3, 6, 25)
+    chiral = symmetrize(model, spec, (x,))
+    report = chiral.symmetrize_report
+    assert report.actions("mirror-shared") == ["PA"]
+    assert report.equivariance_error < 1e-10
+    for train in (False, True):
+        assert invariance_error(chiral, spec, torch.randn(3, 3, 7, 25), train) < 1e-10
+    losses = fit(chiral, x, torch.tensor([1, 4]))
+    assert losses[-1] < losses[0]
+    assert invariance_error(chiral, spec, x, train=False) < 1e-10
+
+
+def test_softmax_of_flipping_features_is_a_clear_error() -> None:
+    class Scores(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(2, 6)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.proj(x), dim=-1).mean(dim=(1, 2))
+
+    spec = Spec(input="n t j c", output="n k", skeleton="h36m", negate=(0,))
+    with pytest.raises(ConversionError, match=r"softmax of features that flip sign"):
+        symmetrize(Scores(), spec, (torch.randn(2, 3, 17, 2),))

@@ -1,4 +1,5 @@
-"""Rule for ``torch.einsum``: graph convolutions over a skeleton adjacency, contractions.
+"""Rules for ``torch.einsum`` and matmul: graph convolutions over a skeleton adjacency,
+contractions of features with features (adaptive graphs, attention scores).
 
 Each subscript letter gets one Rep, read from the feature operands (the per-axis factors of
 their flat Reps). A letter that only a constant operand has (the ``w`` of ST-GCN's
@@ -12,6 +13,7 @@ because of the hidden layout, the decision of the layer producing the operand is
 
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +35,29 @@ def einsum(ctx: Propagation, node: fx.Node) -> Rep | None:
     operands = list(node.args[1:])
     if len(operands) == 1 and isinstance(operands[0], (tuple, list)):
         operands = list(operands[0])
+    return contraction(ctx, node, equation, operands)
+
+
+@register_function_rule(torch.matmul, operator.matmul, "matmul", torch.bmm, torch.mm, "bmm", "mm")
+def matmul(ctx: Propagation, node: fx.Node) -> Rep | None:
+    """``a @ b`` as the einsum it is (batch axes equal, or one side a plain matrix)."""
+    a, b = node.args[0], node.args[1]
+    sa = tuple(ctx.value(a).shape) if isinstance(a, fx.Node) else ()
+    sb = tuple(ctx.value(b).shape) if isinstance(b, fx.Node) else ()
+    if len(sa) < 2 or len(sb) < 2 or (len(sa) > 2 and len(sb) > 2 and
+                                      (len(sa) != len(sb) or sa[:-2] != sb[:-2])):
+        raise ctx.fail(node, f"a matmul of shapes {sa} and {sb} (a vector, or broadcast batch "
+                             "axes) has no rule", "expand both to the same batch shape first, or "
+                                                  "write it as torch.einsum")
+    batch = "abcdefgh"[: max(len(sa), len(sb)) - 2]
+    left = (batch if len(sa) > 2 else "") + "ik"
+    right = (batch if len(sb) > 2 else "") + "kj"
+    return contraction(ctx, node, f"{left},{right}->{batch}ij", [a, b])
+
+
+def contraction(ctx: Propagation, node: fx.Node, equation: Any,
+                operands: list[Any]) -> Rep | None:
+    """The rule shared by einsum and matmul."""
     if not isinstance(equation, str) or "->" not in equation or "..." in equation:
         raise ctx.fail(node, f"einsum {equation!r}: only explicit equations ('ab,bc->ac') "
                              "without '...' have a rule", "write the output subscripts out")
@@ -63,7 +88,7 @@ def einsum(ctx: Propagation, node: fx.Node) -> Rep | None:
     try:
         _fix_contracted_signs(ctx, node, operands, subscripts, output, features, letters)
     except _Resolved:
-        return einsum(ctx, node)
+        return contraction(ctx, node, equation, operands)
     constants = [i for i in range(len(operands)) if i not in features]
     for i in constants:
         for letter, size in zip(subscripts[i], operands[i].meta["example_value"].shape):

@@ -113,6 +113,29 @@ def activation_function(ctx: Propagation, node: fx.Node) -> Any:
     return flat
 
 
+@register_module_rule(nn.Softmax, nn.LogSoftmax)
+def softmax_module(ctx: Propagation, node: fx.Node, module: nn.Module, path: str) -> Any:
+    return _softmax(ctx, node, f"'{path}'")
+
+
+@register_function_rule(F.softmax, torch.softmax, "softmax", F.log_softmax, torch.log_softmax,
+                        "log_softmax")
+def softmax_function(ctx: Propagation, node: fx.Node) -> Any:
+    return _softmax(ctx, node, "softmax")
+
+
+def _softmax(ctx: Propagation, node: fx.Node, what: str) -> Any:
+    """Softmax commutes with permutations (along its axis too), never with a sign flip."""
+    flat = ctx.rep(node.args[0])
+    if flat is not None:
+        ctx.factors(node, node.args[0], -1, what)  # the mirror must act axis by axis
+    if flat is not None and flat.n_negated:
+        raise ctx.fail(node, f"{what} of features that flip sign under the mirror",
+                       "apply it to scores that do not flip sign (a product of two features "
+                       "with the same layout, or features of a 'regular' hidden layer)")
+    return flat
+
+
 @register_function_rule(*EVEN_FUNCTIONS)
 def even_function(ctx: Propagation, node: fx.Node) -> Any:
     flat = ctx.rep(node.args[0])
