@@ -336,13 +336,16 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
         return y
 
     # ----------------------------------------------------------------- conversion
+    #: the plain layer this one converts from and exports to
+    _dense_cls: type[nn.modules.batchnorm._BatchNorm] = nn.BatchNorm1d
+
     @classmethod
-    def from_dense(cls, module: nn.BatchNorm1d, rep: Rep) -> ChiralBatchNorm1d:
+    def from_dense(cls, module: nn.modules.batchnorm._BatchNorm, rep: Rep) -> Any:
         """A chiral copy of ``module``: ``gamma`` / ``beta`` projected onto the shared ones,
         running statistics symmetrised (``(rm + T rm) / 2``, pair-averaged ``running_var``)."""
-        if not isinstance(module, nn.BatchNorm1d):
-            raise TypeError(f"{cls.__name__}.from_dense expects an nn.BatchNorm1d, got "
-                            f"{type(module).__name__}")
+        if not isinstance(module, cls._dense_cls):
+            raise TypeError(f"{cls.__name__}.from_dense expects an nn.{cls._dense_cls.__name__},"
+                            f" got {type(module).__name__}")
         if rep.size != module.num_features:
             raise ValueError(f"{cls.__name__}: rep has size {rep.size} but the layer has "
                              f"{module.num_features} features")
@@ -363,12 +366,12 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
         layer.train(module.training)
         return layer
 
-    def to_dense(self) -> nn.BatchNorm1d:
-        """A plain ``nn.BatchNorm1d`` with the materialised ``gamma`` / ``beta`` and these running
-        statistics: identical outputs in evaluation (in training the plain layer normalises with
-        the statistics of ``x`` alone, not of ``{x, T x}``)."""
+    def to_dense(self) -> Any:
+        """A plain batch norm (``nn.BatchNorm1d`` / ``2d``) with the materialised ``gamma`` /
+        ``beta`` and these running statistics: identical outputs in evaluation (in training the
+        plain layer normalises with the statistics of ``x`` alone, not of ``{x, T x}``)."""
         ref = self.weight if self.affine else self.running_mean
-        dense = nn.BatchNorm1d(self.num_features, eps=self.eps, momentum=self.momentum,
+        dense = self._dense_cls(self.num_features, eps=self.eps, momentum=self.momentum,
                                affine=self.affine, track_running_stats=self.track_running_stats,
                                device=None if ref is None else ref.device,
                                dtype=None if ref is None else ref.dtype)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from symmetrize.nn.batchnorm import ChiralBatchNorm1d, _symmetric_stats
-from symmetrize.nn.shared import building_from
+from symmetrize.nn.batchnorm import ChiralBatchNorm1d
 from symmetrize.rep import Rep
 
 __all__ = ["ChiralBatchNorm2d"]
@@ -33,6 +32,8 @@ class ChiralBatchNorm2d(ChiralBatchNorm1d):
         eps, momentum, affine, track_running_stats, device, dtype: as for ``nn.BatchNorm2d``.
     """
 
+    _dense_cls = nn.BatchNorm2d
+
     def __init__(self, rep: Rep, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
                  device: torch.device | str | None = None,
@@ -50,46 +51,3 @@ class ChiralBatchNorm2d(ChiralBatchNorm1d):
             raise ValueError(
                 f"{type(self).__name__} expects input of shape (N, C, H, W) with "
                 f"C = {self.num_features} channels on axis 1, got shape {tuple(input.shape)}")
-
-    # ----------------------------------------------------------------- conversion
-    @classmethod
-    def from_dense(cls, module: nn.BatchNorm2d,  # type: ignore[override]
-                   rep: Rep) -> ChiralBatchNorm2d:
-        """A chiral copy of ``module``: ``gamma`` / ``beta`` projected onto the shared ones,
-        running statistics symmetrised (``(rm + T rm) / 2``, pair-averaged ``running_var``)."""
-        if not isinstance(module, nn.BatchNorm2d):
-            raise TypeError(f"{cls.__name__}.from_dense expects an nn.BatchNorm2d, got "
-                            f"{type(module).__name__}")
-        if rep.size != module.num_features:
-            raise ValueError(f"{cls.__name__}: rep has size {rep.size} but the layer has "
-                             f"{module.num_features} features")
-        ref = module.weight if module.affine else module.running_mean
-        with building_from(module):
-            layer = cls(rep, eps=module.eps, momentum=module.momentum, affine=module.affine,
-                        track_running_stats=module.track_running_stats,
-                        device=None if ref is None else ref.device,
-                        dtype=None if ref is None else ref.dtype)
-            if module.affine:
-                layer._copy_dense_from(module, ("weight", "bias"))
-        if module.track_running_stats and module.running_mean is not None:
-            with torch.no_grad():
-                rm, rv = _symmetric_stats(rep, module.running_mean, module.running_var)
-                layer.running_mean.copy_(rm)
-                layer.running_var.copy_(rv)
-                layer.num_batches_tracked.copy_(module.num_batches_tracked)
-        layer.train(module.training)
-        return layer
-
-    def to_dense(self) -> nn.BatchNorm2d:  # type: ignore[override]
-        """A plain ``nn.BatchNorm2d`` with the materialised ``gamma`` / ``beta`` and these running
-        statistics: identical outputs in evaluation (in training the plain layer normalises with
-        the statistics of ``x`` alone, not of ``{x, T x}``)."""
-        flat = ChiralBatchNorm1d.to_dense(self)
-        ref = flat.weight if flat.affine else flat.running_mean
-        dense = nn.BatchNorm2d(self.num_features, eps=self.eps, momentum=self.momentum,
-                               affine=self.affine, track_running_stats=self.track_running_stats,
-                               device=None if ref is None else ref.device,
-                               dtype=None if ref is None else ref.dtype)
-        dense.load_state_dict(flat.state_dict())
-        dense.train(self.training)
-        return dense
