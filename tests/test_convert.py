@@ -472,3 +472,47 @@ def test_cell_forecaster_with_a_python_loop(cell: type) -> None:
         assert equivariance_error(chiral, spec, torch.randn(2, 13, 34), train) < 1e-10
     losses = train_steps(chiral, x, torch.randn(3, 5, 34))
     assert losses[-1] < losses[0]
+
+
+class MovingAverage(nn.Module):
+    """A user module with no built-in rule: a moving average along time (axis 1)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded = torch.cat([x[:, :1], x, x[:, -1:]], dim=1)
+        return (padded[:, :-2] + padded[:, 1:-1] + padded[:, 2:]) / 3
+
+
+class AveragedInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.smooth = MovingAverage()
+        self.a, self.b = nn.Linear(34, 68), nn.Linear(68, 34)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.tanh(self.a(self.smooth(x))))
+
+
+def test_a_registered_rule_handles_a_user_module_type() -> None:
+    from symmetrize.rules import _MODULE_RULES, register_module_rule
+    spec = Spec(input="n t (j c)", output="n t (j c)", skeleton="h36m", negate=(0,))
+    model = AveragedInput()
+    x = torch.randn(2, 6, 34)
+
+    calls = []
+
+    @register_module_rule(MovingAverage)
+    def smoothing(ctx, node, module, path):  # the README's example
+        calls.append(path)
+        return ctx.rep(node.args[0])
+
+    try:
+        chiral = symmetrize(model, spec, (x,))
+        # a module type with a rule is traced as one node, and the rule handles it
+        assert calls and set(calls) == {"smooth"}
+        assert isinstance(chiral.smooth, MovingAverage)
+        assert chiral.symmetrize_report.equivariance_error < 1e-10
+    finally:
+        del _MODULE_RULES[MovingAverage]
+    calls.clear()
+    assert symmetrize(model, spec, (x,)).symmetrize_report.equivariance_error < 1e-10
+    assert not calls  # without the rule the module is traced through (movement, arithmetic)

@@ -29,6 +29,7 @@ from symmetrize.passes.propagate import (
 from symmetrize.passes.report import ConversionReport
 from symmetrize.passes.rewrite import rewrite
 from symmetrize.passes.trace import trace
+from symmetrize.rules import registered_module_types
 from symmetrize.rep import Rep
 from symmetrize.spec import Spec
 
@@ -98,7 +99,12 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     for path in [*named, *keep, *assume_equivariant, *average, *invariant]:
         check_path(modules, path)
     opaque = [*assume_equivariant, *average]
-    traced = trace(model, inputs, leaf_modules=tuple({type(modules[p]) for p in opaque}))
+    # module types with a rule registered by the user are traced as single nodes (torch's own
+    # are anyway; a user subclass of one, with its own forward, is traced through)
+    leaves = {type(modules[p]) for p in opaque} | {
+        t for t in registered_module_types() if not t.__module__.startswith(("torch.",
+                                                                              "symmetrize."))}
+    traced = trace(model, inputs, leaf_modules=tuple(leaves))
     decisions = _invariance_decisions(modules, invariant)
     # each dirty pass constrains at least one more decision for good: this bound is never hit
     rounds = 2 + sum(isinstance(m, _MIXING) for m in modules.values())

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from symmetrize.passes.propagate import Propagation
 
 __all__ = ["find_function_rule", "find_module_rule", "register_function_rule",
-           "register_module_rule"]
+           "register_module_rule", "registered_module_types"]
 
 ModuleRule = Callable[["Propagation", fx.Node, nn.Module, str], Any]
 FunctionRule = Callable[["Propagation", fx.Node], Any]
@@ -63,6 +63,11 @@ def find_module_rule(module: nn.Module) -> ModuleRule | None:
         if rule is not None:
             return rule
     return None
+
+
+def registered_module_types() -> tuple[type, ...]:
+    """Every module type with a rule (the tracer keeps their calls as single nodes)."""
+    return tuple(_MODULE_RULES)
 
 
 def find_function_rule(target: Any) -> FunctionRule | None:
