@@ -76,7 +76,7 @@ def channel_mixing(ctx: Propagation, node: fx.Node, module: nn.Module, path: str
     others = {a: r for a, r in factors.items() if a != axis and not r.is_trivial}
     if is_conv:
         spatial0 = axis + 1
-        for a, r in others.items():
+        for a in others:
             k = a - spatial0
             if k < 0:
                 continue
