@@ -245,8 +245,7 @@ class Propagation:
         elif choice == "regular":
             rep = Rep.regular(width)
         elif choice == "skeleton" or isinstance(choice, float):
-            fraction = choice if isinstance(choice, float) else self.fraction
-            rep = self.skeleton_layout(path, width, fraction, joints_elsewhere)
+            rep = self.skeleton_layout(path, width, self.fraction_for(path), joints_elsewhere)
         else:
             raise ConversionError(f"hidden policy for '{path}' must be 'skeleton', 'regular', a "
                                   f"fraction, a Rep or a callable, got {choice!r}")
@@ -255,11 +254,15 @@ class Propagation:
                                   f"{width}")
         return rep
 
+    def fraction_for(self, path: str) -> float:
+        """The negated fraction of ``path``'s skeleton layout (per layer, else the default)."""
+        choice = self.hidden.get(path) if isinstance(self.hidden, Mapping) else None
+        return choice if isinstance(choice, float) else self.fraction
+
     def skeleton_layout(self, path: str, width: int, fraction: float,
                         joints_elsewhere: bool) -> Rep:
         if joints_elsewhere:
-            return Rep(np.arange(width), np.where(np.arange(width) < round(width * fraction),
-                                                  -1, 1))
+            return sign_layout(width, fraction)
         joints = len(self.skeleton)
         dims, rest = divmod(width, joints)
         if dims == 0:
@@ -436,17 +439,11 @@ class Propagation:
     def is_constant(self, node: fx.Node) -> bool:
         """Whether ``node``'s values come from no forward input (parameters, buffers, factories
         such as ``torch.zeros(x.shape[0], h)``: sizes and dtypes read off inputs do not count)."""
-        seen, todo = set(), [node]
-        while todo:
-            current = todo.pop()
-            if current in seen or current.meta.get("size_derived"):  # x.shape[0], x.dtype
-                continue
-            seen.add(current)
-            if current.op == "placeholder" and isinstance(current.meta.get("example_value"),
-                                                           torch.Tensor):
-                return False
-            todo.extend(current.all_input_nodes)
-        return True
+        def is_input(n: fx.Node) -> bool:
+            return n.op == "placeholder" and isinstance(n.meta.get("example_value"), torch.Tensor)
+
+        # x.shape[0], x.dtype: read off an input, not its values
+        return not any_ancestor(node, is_input, skip=lambda n: n.meta.get("size_derived", False))
 
     def is_parameter(self, target: str) -> bool:
         """Whether ``target`` (a ``get_attr`` path) is a parameter of the user's model."""
@@ -470,6 +467,28 @@ class Propagation:
                               f" entry {index} is {have:.6g} but its mirror image needs {need:.6g}",
                         "make the constant (adjacency, mask, offset) symmetric under the "
                         "left/right swap, e.g. build it from a mirror-symmetric edge list")
+
+
+def sign_layout(width: int, fraction: float) -> Rep:
+    """Channels that stay in place, the first ``round(width * fraction)`` flipping sign: one
+    joint's features when the joints sit on an axis of their own."""
+    return Rep(np.arange(width), np.where(np.arange(width) < round(width * fraction), -1, 1))
+
+
+def any_ancestor(node: fx.Node, predicate: Callable[[fx.Node], bool],
+                 skip: Callable[[fx.Node], bool] = lambda n: False) -> bool:
+    """Whether ``node`` or a node it is computed from satisfies ``predicate``; nodes for which
+    ``skip`` holds are neither tested nor walked through."""
+    seen, todo = set(), [node]
+    while todo:
+        current = todo.pop()
+        if current in seen or skip(current):
+            continue
+        seen.add(current)
+        if predicate(current):
+            return True
+        todo.extend(current.all_input_nodes)
+    return False
 
 
 def check_path(modules: Mapping[str, nn.Module], path: str) -> None:

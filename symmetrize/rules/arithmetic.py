@@ -16,6 +16,7 @@ import torch
 from torch import fx
 
 from symmetrize.passes.movement import factor_axes, flat_rep, forward_rep
+from symmetrize.passes.propagate import any_ancestor
 from symmetrize.rep import Rep
 from symmetrize.rules import register_function_rule
 
@@ -154,13 +155,4 @@ def require_constant(ctx: Propagation, user: fx.Node, arg: Any, rep: Rep,
 
 def _learned(ctx: Propagation, node: fx.Node) -> bool:
     """Whether ``node`` is computed from a parameter of the model."""
-    seen, todo = set(), [node]
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        if current.op == "get_attr" and ctx.is_parameter(str(current.target)):
-            return True
-        todo.extend(current.all_input_nodes)
-    return False
+    return any_ancestor(node, lambda n: n.op == "get_attr" and ctx.is_parameter(str(n.target)))

@@ -21,6 +21,7 @@ import torch
 from torch import fx
 
 from symmetrize.passes.movement import factor_axes, flat_rep
+from symmetrize.passes.propagate import sign_layout
 from symmetrize.rep import Rep
 from symmetrize.rules import register_function_rule
 from symmetrize.rules.arithmetic import require_constant
@@ -159,11 +160,8 @@ def _unsigned_along(ctx: Propagation, op: fx.Node, shape: tuple[int, ...],
         return None
     target = keep[-1]
     size = shape[target]
-    fraction = ctx.hidden.get(path, ctx.fraction) if isinstance(ctx.hidden, dict) else ctx.fraction
-    fraction = fraction if isinstance(fraction, float) else ctx.fraction
     axes_reps = {a: r.unsigned() for a, r in found.items()}
-    negated = np.where(np.arange(size) < round(size * fraction), -1, 1)
-    axes_reps[target] = Rep(found[target].perm, negated)
+    axes_reps[target] = Rep(found[target].perm, sign_layout(size, ctx.fraction_for(path)).sign)
     return flat_rep(shape, axes_reps)
 
 

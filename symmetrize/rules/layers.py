@@ -40,8 +40,7 @@ _TWINS: dict[type, Any] = {nn.Linear: ChiralLinear, nn.Conv1d: ChiralConv1d,
 
 
 def _twin(module: nn.Module) -> Any:
-    return next(twin for plain, twin in _TWINS.items() if type(module) is plain
-                or isinstance(module, plain))
+    return next(twin for plain, twin in _TWINS.items() if isinstance(module, plain))
 
 
 def _build_mixing(module: nn.Module, site: Site) -> tuple[nn.Module, str]:

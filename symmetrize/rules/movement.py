@@ -44,17 +44,11 @@ def movement_rule(ctx: Propagation, node: fx.Node) -> Any:
     kwargs = ctx.value(dict(node.kwargs))
     name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__",
                                                                     repr(node.target))
-    if _is_reshape(node, reps):
-        out = reps[0]
-        if node.args[0] in ctx.prov:
-            path, chain, halve = ctx.prov[node.args[0]]
-            ctx.prov[node] = (path, [*chain, node], halve)
-        return out
     # the same op on the same shapes and Reps (a repeated block) is computed once
     key = ("movement", node.target, _signature(inputs), _signature(kwargs), _hashable(reps))
     try:
-        out = ctx.remember(key, reps, lambda: forward_rep(node.target, inputs, reps,
-                                                          kwargs=kwargs))
+        out = reps[0] if _is_reshape(node, reps) else ctx.remember(
+            key, reps, lambda: forward_rep(node.target, inputs, reps, kwargs=kwargs))
     except NotDataMovementError:
         raise ctx.fail(node, f"no rule for {name}",
                        "use ops symmetrize knows, wrap the module calling it with "
@@ -75,9 +69,7 @@ def _is_reshape(node: fx.Node, reps: list[Any]) -> bool:
         reshape = node.target in RESHAPES
     except TypeError:  # an unhashable target
         return False
-    return reshape and isinstance(reps[0], Rep) and not any(
-        _is_rep_like(r) for r in reps[1:]) and node.op in ("call_method", "call_function") \
-        and node.target not in ("view_as", "reshape_as")
+    return reshape and isinstance(reps[0], Rep) and not any(_is_rep_like(r) for r in reps[1:])
 
 
 def _signature(value: Any) -> Any:
