@@ -7,18 +7,22 @@ equivariant network's output mirrors exactly; an invariant one does not change.
 from symmetrize.rep import Rep, WeightSharing, weight_sharing
 from symmetrize.skeleton import Skeleton
 from symmetrize.spec import Spec
-from symmetrize.passes.convert import ConversionError, explain, symmetrize  # noqa: E402  (needs Spec)
+from symmetrize.passes.convert import ConversionError, explain, report, symmetrize  # noqa: E402
+from symmetrize.passes.check import CheckResult, check  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckResult",
     "ConversionError",
     "Rep",
     "Skeleton",
     "Spec",
     "WeightSharing",
     "__version__",
+    "check",
     "explain",
+    "report",
     "symmetrize",
     "weight_sharing",
 ]

@@ -57,9 +57,15 @@ def test_temporal_convnet(filter_widths: tuple[int, ...], channels: int) -> None
     # a plain model is not equivariant: the test can fail
     assert equivariance_error(model, H36M_SEQ, x, False) > 1e-3
     report = chiral.symmetrize_report
-    replaced = {row[0] for row in report.rows}
+    replaced = set(report.actions("replaced"))
     convs = {n for n, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.BatchNorm1d))}
-    assert convs | {"relu"} == replaced
+    assert convs == replaced and report.switched == ["relu"]
+    assert report.row("expand_conv").detail == "replaced by ChiralConv1d"
+    assert report.row("expand_conv").params_after < report.row("expand_conv").params_before
+    # one row per traced node, each with the Reps it sees
+    assert report.rows[0].op == "placeholder" and report.rows[-1].op == "output"
+    assert report.rows[0].rep_out == "17j x 2c: 6 pairs, x-"
+    assert report.rows[-1].rep_in == "17j x 3c: 6 pairs, x-"
     assert 0.45 < report.parameter_ratio < 0.6
     assert report.parameters_after == sum(p.numel() for p in chiral.parameters())
     assert report.equivariance_error < 1e-10
@@ -155,15 +161,15 @@ def test_functional_activations_switch_to_tanh_at_their_source_lines() -> None:
     x = torch.randn(4, 34)
     chiral = symmetrize(model, spec, (x,))
     report = chiral.symmetrize_report
-    switched = [row for row in report.rows if "functional call" in row[4]]
-    assert sorted(row[1] for row in switched) == ["relu", "relu", "relu"]
-    assert all("test_convert.py:" in row[0] for row in switched)
+    switched = [row for row in report.rows if row.action == "switched"]
+    assert sorted(row.target for row in switched) == ["relu", "relu", "relu"]
+    assert all("test_convert.py:" in row.what for row in switched)
     assert report.equivariance_error < 1e-10
     assert isinstance(chiral, Functional) and chiral.width() == 68
     for train in (False, True):
         assert equivariance_error(chiral, spec, torch.randn(5, 34), train) < 1e-10
     # the sigmoid sees |h|, which does not flip sign: it stays a sigmoid
-    assert not any(row[1] == "sigmoid" for row in switched)
+    assert not any(row.target == "sigmoid" for row in switched)
     # the original model keeps its ReLUs (and is no longer equivariant after projection)
     assert type(model) is Functional
     losses = train_steps(chiral, x, spec.mirror_output(0, x))
@@ -173,7 +179,7 @@ def test_functional_activations_switch_to_tanh_at_their_source_lines() -> None:
 def test_functional_relu_with_regular_policy_is_kept() -> None:
     spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
     chiral = symmetrize(Functional(), spec, (torch.randn(2, 34),), hidden="regular")
-    assert not any("functional call" in row[4] for row in chiral.symmetrize_report.rows)
+    assert not chiral.symmetrize_report.switched
     assert isinstance(chiral, Functional)
     assert chiral.symmetrize_report.equivariance_error < 1e-10
 
@@ -203,8 +209,8 @@ def test_average_makes_an_unknown_module_equivariant() -> None:
     spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
     model = WithUnknownLayer()
     chiral = symmetrize(model, spec, (torch.randn(2, 34),), average=["norm"])
-    row = next(r for r in chiral.symmetrize_report.rows if r[0] == "norm")
-    assert row[4].startswith("averaged with its mirror")
+    row = chiral.symmetrize_report.row("norm")
+    assert row.action == "averaged" and row.detail.startswith("averaged with its mirror")
     assert isinstance(chiral.norm.module, nn.LayerNorm)
     for train in (False, True):
         assert equivariance_error(chiral, spec, torch.randn(6, 34), train) < 1e-10
@@ -268,8 +274,9 @@ def test_invariance_layer_at_a_named_module() -> None:
     assert isinstance(chiral.blocks[9], ChiralConv1d) and chiral.blocks[9].rep_out.is_trivial
     assert type(chiral.blocks[12]) is nn.Conv1d and type(chiral.fc) is nn.Linear
     assert type(chiral.blocks[10]) is nn.BatchNorm1d
-    kept = [row[0] for row in chiral.symmetrize_report.rows if row[4].startswith("kept")]
+    kept = chiral.symmetrize_report.actions("kept")
     assert "blocks.12" in kept and "fc" in kept
+    assert chiral.symmetrize_report.actions("invariance layer") == ["blocks.9"]
     # the schedule override took effect: 1/6 of each joint's 3 dims rounds to 0 negated
     assert chiral.blocks[6].rep_out.n_negated == 17 * round(3 / 6)
     for train in (False, True):
@@ -294,11 +301,12 @@ def test_reinit_explain_and_bad_names() -> None:
     fresh = symmetrize(model, H36M_SEQ, (x,), weights="reinit")
     assert not torch.allclose(fresh.shrink.weight, projected.shrink.weight)
     assert fresh.symmetrize_report.equivariance_error < 1e-10
-    assert any("re-initialised" in row[4] for row in fresh.symmetrize_report.rows)
+    assert any("re-initialised" in row.detail for row in fresh.symmetrize_report.rows)
+    assert all(row.projection_error is None for row in fresh.symmetrize_report.rows)
     from symmetrize import explain
 
     report = explain(model, H36M_SEQ, (x,))
-    assert {row[0] for row in report.rows} == {row[0] for row in projected.symmetrize_report.rows}
+    assert report.rows == projected.symmetrize_report.rows
     assert type(model.shrink) is nn.Conv1d  # explain changed nothing
     with pytest.raises(ConversionError, match=r"no module named 'shrnk'.*did you mean 'shrink'"):
         symmetrize(model, H36M_SEQ, (x,), invariant_at="shrnk")
@@ -335,12 +343,13 @@ def test_assume_equivariant_and_keep() -> None:
         symmetrize(model, H36M_SEQ, (x,))
     chiral = symmetrize(model, H36M_SEQ, (x,), assume_equivariant=["smooth"])
     assert type(chiral.smooth) is TemporalSmoothing
-    assert ("smooth", "TemporalSmoothing", "-", "-", "assumed equivariant") in \
-        chiral.symmetrize_report.rows
+    row = chiral.symmetrize_report.row("smooth")
+    assert (row.op, row.target, row.action) == ("call_module", "TemporalSmoothing", "assumed")
     assert chiral.symmetrize_report.equivariance_error < 1e-10
     kept = symmetrize(model, H36M_SEQ, (x,), assume_equivariant=["smooth"], keep=["out"])
     assert type(kept.out) is nn.Conv1d
-    assert any("expected with keep=['out']" in note for note in kept.symmetrize_report.notes)
+    assert any("expected with keep=['out']" in w for w in kept.symmetrize_report.warnings)
+    assert kept.symmetrize_report.row("out").action == "kept"
     assert kept.symmetrize_report.equivariance_error > 1e-3
 
 
@@ -349,7 +358,7 @@ def test_width_that_does_not_divide_the_skeleton_is_reported() -> None:
     model = TemporalModel(channels=70, dropout=0.0)  # 70 = 17 x 4 + 2
     chiral = symmetrize(model, H36M_SEQ, (torch.randn(2, 27, 17, 2),))
     assert any("width 70 is not a multiple of 17 joints" in n
-               for n in chiral.symmetrize_report.notes)
+               for n in chiral.symmetrize_report.warnings)
     assert chiral.symmetrize_report.equivariance_error < 1e-10
 
 

@@ -71,7 +71,7 @@ def test_stgcn_layers_replaced_and_reported(stgcn) -> None:
     replaced = set(report.actions("replaced by"))
     assert set(convs) | set(bns) | {"data_bn"} <= replaced
     relus = [p for p, m in model.named_modules() if isinstance(m, nn.ReLU)]
-    assert set(report.actions("activation")) == set(relus)
+    assert set(report.actions("activation")) == set(relus) == set(report.switched)
     shared = report.actions("mirror-shared")
     assert shared == [f"edge_importance.{i}" for i in range(len(WIDTHS))]
     # sign-only channel Reps (joints on V): about 5/9 of each conv's weights, plus the shared
@@ -208,9 +208,9 @@ def test_gru_classifier_with_functional_relu_and_mean() -> None:
     assert report.equivariance_error < 1e-10
     # fc's 68 = 17 x 4 hidden channels include flipping ones: its F.relu becomes tanh
     assert chiral.fc.rep_out.n_negated > 0
-    switched = [row for row in report.rows if "functional call" in row[4]]
-    assert [row[1] for row in switched] == ["relu"]
-    assert "action_models.py:" in switched[0][0]
+    switched = [row for row in report.rows if row.action == "switched"]
+    assert [row.target for row in switched] == ["relu"]
+    assert "action_models.py:" in switched[0].what
     for train in (False, True):
         assert invariance_error(chiral, spec, torch.randn(2, 7, 17, 2), train) < 1e-10
     losses = fit(chiral, x, torch.tensor([0, 3, 5]))

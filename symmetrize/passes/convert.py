@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from symmetrize.passes.check import check as run_check
 from symmetrize.passes.check import equivariance_error
 from symmetrize.passes.propagate import (
     ConversionError,
@@ -28,12 +29,13 @@ from symmetrize.passes.propagate import (
 )
 from symmetrize.passes.report import ConversionReport
 from symmetrize.passes.rewrite import rewrite
+from symmetrize.passes.rows import dropout_warnings, report_rows
 from symmetrize.passes.trace import trace
-from symmetrize.rules import registered_module_types
 from symmetrize.rep import Rep
+from symmetrize.rules import registered_module_types
 from symmetrize.spec import Spec
 
-__all__ = ["ConversionError", "ConversionReport", "explain", "symmetrize"]
+__all__ = ["ConversionError", "ConversionReport", "explain", "report", "symmetrize"]
 
 _MIXING = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell)
 
@@ -119,9 +121,22 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     else:  # pragma: no cover - each restart constrains one more decision
         raise ConversionError(f"the hidden Reps did not settle after {rounds} rounds of "
                               "constraints")
-    report = ConversionReport(parameters_before=sum(p.numel() for p in model.parameters()))
+    report = ConversionReport(
+        model=type(model).__name__, spec=spec,
+        parameters_before=sum(p.numel() for p in model.parameters()),
+        options={"hidden": hidden, "negated_fraction": negated_fraction,
+                 "activation": activation, "invariant_at": invariant_at, "weights": weights,
+                 "keep": list(keep), "assume_equivariant": list(assume_equivariant),
+                 "average": list(average)},
+        inputs=[_describe_input(x) for x in inputs])
     converted = model if inplace else copy.deepcopy(model)
-    rewrite(converted, propagation, weights, set(keep), report)
+    changes = rewrite(converted, propagation, weights, set(keep))
+    report.rows = report_rows(traced.graph_module.graph, modules, changes,
+                              (Rep.joints(spec.skeleton), Rep.joints(spec.output_skeleton)))
+    report.warnings.extend(propagation.warnings)
+    report.warnings.extend(dropout_warnings(traced.graph_module.graph, modules))
+    report.warnings.extend(f"{path}: kept as it is (keep=), so the model is not equivariant "
+                           "there" for path in keep)
     report.notes.extend(propagation.notes)
     report.notes.extend(f"coupled by residual connections (one Rep): {', '.join(group)}"
                         for group in propagation.coupled_groups())
@@ -131,15 +146,26 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     if check:
         report.equivariance_error = equivariance_error(converted, spec, inputs)
         if not report.equivariance_error < 1e-8 and keep:
-            report.notes.append(f"not equivariant (float64 error {report.equivariance_error:.2e})"
-                                f": expected with keep={list(keep)}")
+            report.warnings.append(f"not equivariant (float64 error "
+                                   f"{report.equivariance_error:.2e}): expected with "
+                                   f"keep={list(keep)}")
         elif not report.equivariance_error < 1e-8:
+            converted.symmetrize_report = report  # type: ignore[assignment]
+            found = run_check(converted, spec, inputs, n_inputs=2, modes=("eval",),
+                              dtypes=(torch.float64,)).first_broken
             raise ConversionError(
                 f"the converted model is not equivariant (float64 error "
-                f"{report.equivariance_error:.2e}); this is a bug or an op without a correct rule:"
-                f" please report it with the model")
+                f"{report.equivariance_error:.2e}; first broken: {found or 'not localised'}); "
+                "this is a bug or an op without a correct rule: please report it with the model")
     converted.symmetrize_report = report  # type: ignore[assignment]
     return converted
+
+
+def _describe_input(x: Any) -> dict[str, Any]:
+    """An example input as plain data: a tensor's shape and dtype, or the value itself."""
+    if isinstance(x, torch.Tensor):
+        return {"shape": list(x.shape), "dtype": str(x.dtype).removeprefix("torch.")}
+    return {"value": x}
 
 
 def _invariance_decisions(modules: Mapping[str, nn.Module],
@@ -174,3 +200,17 @@ def explain(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | torch.
     return symmetrize(model, spec, example_inputs, **options).symmetrize_report
 
 
+
+
+def report(model: nn.Module) -> ConversionReport:
+    """The :class:`ConversionReport` of a model returned by :func:`symmetrize`.
+
+    Raises:
+        TypeError: ``model`` was not made by :func:`symmetrize` (it has no report).
+    """
+    found = getattr(model, "symmetrize_report", None)
+    if not isinstance(found, ConversionReport):
+        raise TypeError(f"{type(model).__name__} has no conversion report: only a model "
+                        "returned by symmetrize(model, spec, ...) has one (explain(...) returns "
+                        "the report of a dry run)")
+    return found

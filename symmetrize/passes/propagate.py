@@ -95,6 +95,7 @@ class Propagation:
         #: node -> (input Reps, result) of expensive rules, kept across restarts
         self.memo = {} if memo is None else memo
         self.notes: list[str] = []
+        self.warnings: list[str] = []
         #: a decision was constrained during this pass: run it again
         self.dirty = False
 
@@ -270,13 +271,19 @@ class Propagation:
         rep = Rep.skeleton_hidden(self.skeleton, dims, round(dims * fraction))
         if rest:
             rep = rep + Rep.trivial(rest)
-            self.note(f"{path}: width {width} is not a multiple of {joints} joints: "
+            self.warn(f"{path}: width {width} is not a multiple of {joints} joints: "
                       f"{joints} x {dims} skeleton channels + {rest} invariant ones")
         return rep
 
     def note(self, text: str) -> None:
+        """Add a fact to the report's notes (once)."""
         if text not in self.notes:
             self.notes.append(text)
+
+    def warn(self, text: str) -> None:
+        """Add a warning to the report (once)."""
+        if text not in self.warnings:
+            self.warnings.append(text)
 
     def require(self, node: fx.Node, wanted: Rep, why: str) -> None:
         """Make ``node``'s flat Rep equal ``wanted``, constraining its decision if it is free.

@@ -1,51 +1,250 @@
-"""The conversion report: what :func:`~symmetrize.symmetrize` replaced, switched, shared and kept."""
+"""The conversion report: one row per traced node, with what :func:`~symmetrize.symmetrize` did
+there; totals; warnings; the measured equivariance error.
+
+Rendering (text table, Markdown, JSON, Graphviz DOT, a drawn picture) lives in
+:mod:`symmetrize.passes.render`; this module holds the facts.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from symmetrize.rep import Rep
 
-__all__ = ["ConversionReport", "short_rep"]
+__all__ = ["ConversionReport", "ReportRow", "compact_rep", "short_rep"]
+
+#: version of the JSON schema written by :meth:`ConversionReport.to_dict`
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class ReportRow:
+    """One node of the traced graph (or one learned tensor) and what the conversion did there.
+
+    Attributes:
+        name: the fx node's name (unique in the report).
+        op: ``placeholder``, ``get_attr``, ``call_module``, ``call_function``, ``call_method``
+            or ``output``.
+        target: the module type (``Conv1d``), function (``relu``, ``add``), method (``view``),
+            attribute path (``A``) or argument name the node runs.
+        module: the module path: the called module for ``call_module``, the owner of the
+            attribute for ``get_attr``, else the module whose ``forward`` made the node (``""``
+            for the model itself).
+        source: ``file:line`` of the user code that made the node, when known.
+        inputs: names of the nodes this one reads (the graph's edges).
+        rep_in: compact Rep of the (first) tensor input, e.g. ``17j x 2c: 6 pairs, x-``;
+            ``invariant`` when the mirror leaves it alone, ``-`` for no tensor.
+        rep_out: compact Rep of the output, same form.
+        action: what the conversion did, one of ``replaced``, ``switched``, ``shared``,
+            ``kept``, ``assumed``, ``averaged``, ``invariance layer`` or ``""`` (the Rep was
+            propagated through, nothing to change).
+        detail: the specifics, e.g. ``replaced by ChiralConv1d`` or ``activation ReLU -> Tanh``.
+        params_before: trainable parameters of the module before (``call_module`` rows and
+            shared tensors; ``None`` elsewhere and on repeated calls of one module).
+        params_after: the same after conversion.
+        projection_error: ``|W - P(W)| / |W|`` over the module's weights: how far the
+            pretrained weights were from equivariant (``None`` where nothing was projected).
+    """
+
+    name: str
+    op: str
+    target: str
+    module: str = ""
+    source: str | None = None
+    inputs: tuple[str, ...] = ()
+    rep_in: str = "-"
+    rep_out: str = "-"
+    action: str = ""
+    detail: str = ""
+    params_before: int | None = None
+    params_after: int | None = None
+    projection_error: float | None = None
+
+    @property
+    def what(self) -> str:
+        """What a user names to find this row: the module path of a module call, the attribute
+        path of a tensor, the source line of a function call."""
+        if self.op in ("call_module", "get_attr"):
+            return self.module if self.op == "call_module" else self.target
+        return self.source or self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as JSON-able values (the keys are the attribute names)."""
+        return {"name": self.name, "op": self.op, "target": self.target, "module": self.module,
+                "source": self.source, "inputs": list(self.inputs), "rep_in": self.rep_in,
+                "rep_out": self.rep_out, "action": self.action, "detail": self.detail,
+                "params_before": self.params_before, "params_after": self.params_after,
+                "projection_error": self.projection_error}
 
 
 @dataclass
 class ConversionReport:
-    """One row per converted module, switched function and shared tensor; totals; the check.
+    """What :func:`~symmetrize.symmetrize` did to a model, node by node.
 
-    Each row is ``(what, type, input Rep, output Rep, action)``: ``what`` is a module path, a
-    parameter path, or a source line for a functional call.
+    Attributes:
+        model: the model's class name.
+        rows: one :class:`ReportRow` per traced node, in graph order.
+        parameters_before: trainable parameters of the original model.
+        parameters_after: trainable parameters of the converted model.
+        equivariance_error: the float64 ``max |f(T x) - T f(x)|`` measured after conversion
+            (``nan`` with ``check=False``).
+        notes: facts worth knowing (decisions fixed by constraints, coupled layers).
+        warnings: things that may surprise: dropout masks not tied at train time, widths that
+            did not divide the skeleton, modules kept non-equivariant.
+        spec: the :class:`~symmetrize.Spec` the model was converted with.
+        options: the conversion options, as passed to :func:`~symmetrize.symmetrize`.
+        inputs: the example inputs' shapes and dtypes (``{"shape": [...], "dtype": "float32"}``)
+            or, for a non-tensor argument, ``{"value": ...}``.
     """
 
-    rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    model: str = ""
+    rows: list[ReportRow] = field(default_factory=list)
     parameters_before: int = 0
     parameters_after: int = 0
     equivariance_error: float = float("nan")
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    spec: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def parameter_ratio(self) -> float:
         """Trainable parameters after / before."""
         return self.parameters_after / max(self.parameters_before, 1)
 
+    @property
+    def replaced(self) -> list[str]:
+        """Paths of the modules replaced by chiral twins (each once)."""
+        return self.actions("replaced")
+
+    @property
+    def switched(self) -> list[str]:
+        """Switched activations: module paths and source lines of functional calls."""
+        return self.actions("switched")
+
     def actions(self, prefix: str) -> list[str]:
-        """The ``what`` of every row whose action starts with ``prefix``."""
-        return [row[0] for row in self.rows if row[4].startswith(prefix)]
+        """The :attr:`ReportRow.what` of every row whose action or detail starts with
+        ``prefix``, each once, in graph order."""
+        found = [row.what for row in self.rows
+                 if row.action.startswith(prefix) or row.detail.startswith(prefix)]
+        return list(dict.fromkeys(found))
+
+    def row(self, what: str) -> ReportRow:
+        """The first row whose node name or :attr:`ReportRow.what` is ``what``.
+
+        Raises:
+            KeyError: no row matches (the message lists a few names).
+        """
+        for row in self.rows:
+            if what in (row.name, row.what):
+                return row
+        names = ", ".join(r.what for r in self.rows[:8])
+        raise KeyError(f"no report row {what!r}; rows include {names}, ...")
+
+    def totals(self) -> dict[str, Any]:
+        """The summary figures: parameters, replaced modules, switched activations, error."""
+        return {"parameters_before": self.parameters_before,
+                "parameters_after": self.parameters_after,
+                "parameter_ratio": self.parameter_ratio,
+                "replaced_modules": len(self.replaced),
+                "switched_activations": len(self.switched),
+                "shared_tensors": len(self.actions("shared")),
+                "equivariance_error": self.equivariance_error}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-able values (schema in README, ``schema`` = :data:`SCHEMA_VERSION`)."""
+        from symmetrize.passes.render import report_dict
+        return report_dict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON text."""
+        from symmetrize.passes.render import report_json
+        return report_json(self, indent)
+
+    def to_markdown(self) -> str:
+        """The report as a Markdown table plus totals, notes and warnings."""
+        from symmetrize.passes.render import report_markdown
+        return report_markdown(self)
+
+    def to_graph(self) -> Any:
+        """The graph as a ``networkx.DiGraph``: one node per row (its fields as attributes),
+        one edge per input."""
+        from symmetrize.passes.render import report_graph
+        return report_graph(self)
+
+    def write_graph(self, path: str) -> None:
+        """Write the graph with its Reps: ``.dot`` as Graphviz DOT text, ``.svg``/``.png``/
+        ``.pdf`` drawn with matplotlib (``pip install "symmetrize[graph]"``)."""
+        from symmetrize.passes.render import write_graph
+        write_graph(self, path)
 
     def __str__(self) -> str:
-        header = ("module", "type", "input Rep", "output Rep", "action")
-        widths = [max(len(str(r[i])) for r in [header, *self.rows]) for i in range(5)]
-        lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                 for row in [header, *self.rows]]
-        lines.append(f"parameters: {self.parameters_before:,} -> {self.parameters_after:,} "
-                     f"({self.parameter_ratio:.3f}x); float64 equivariance error "
-                     f"{self.equivariance_error:.2e}")
-        lines.extend(f"note: {note}" for note in self.notes)
-        return "\n".join(lines)
+        from symmetrize.passes.render import report_text
+        return report_text(self)
 
 
 def short_rep(rep: Rep | None) -> str:
-    """``"68: 32p 12-"``: size, swapped pairs, negated entries."""
+    """``"68: 32 pairs, 12-"``: size, swapped pairs, negated entries of a flat Rep."""
     if rep is None:
         return "-"
-    return f"{rep.size}: {rep.n_pairs}p {rep.n_negated}-"
+    if rep.is_trivial:
+        return "invariant"
+    return f"{rep.size}: {rep.n_pairs} pairs, {rep.n_negated}-"
+
+
+_COORD_NAMES = "xyz"
+
+
+def compact_rep(shape: Sequence[int] | None, flat: Rep | None, joints: Sequence[Rep] = ()) -> str:
+    """A node's flat Rep per tensor axis, e.g. ``"17j x 2c: 6 pairs, x-"``.
+
+    Only the axes the mirror acts on are shown: ``17j`` an axis whose Rep is the skeleton's
+    joint swap (one of ``joints``), ``2c`` a short axis that only flips signs (coordinates;
+    negated ones named ``x``, ``y``, ``z``), a bare size for any other (hidden channels, with
+    their pairs and negated count). ``invariant`` when nothing moves, ``-`` for no tensor.
+    A Rep that does not act axis by axis falls back to :func:`short_rep`.
+    """
+    from symmetrize.passes.movement import factor_axes
+
+    if flat is None or shape is None:
+        return "-"
+    if flat.is_trivial:
+        return "invariant"
+    shape = tuple(int(s) for s in shape)
+    axes = factor_axes(shape, flat, list(range(len(shape)))) if shape else None
+    if axes is None:
+        return short_rep(flat)
+    tokens, facts = [], []
+    for axis, rep in _readable_signs([axes[a] for a in range(len(shape))]):
+        if any(rep.unsigned() == j and rep.n_negated == 0 for j in joints):
+            tokens.append(f"{rep.size}j")
+            facts.append(f"{rep.n_pairs} pairs")
+        elif rep.n_pairs == 0 and rep.size <= len(_COORD_NAMES):
+            tokens.append(f"{rep.size}c")
+            facts.append("".join(f"{_COORD_NAMES[i]}-" for i in range(rep.size)
+                                 if rep.sign[i] < 0))
+        else:
+            tokens.append(str(rep.size))
+            facts.append(", ".join(part for part in (
+                f"{rep.n_pairs} pairs" if rep.n_pairs else "",
+                f"{rep.n_negated}-" if rep.n_negated else "") if part))
+    return f"{' x '.join(tokens)}: {', '.join(f for f in facts if f)}"
+
+
+def _readable_signs(reps: list[Rep]) -> list[tuple[int, Rep]]:
+    """The non-trivial axis Reps, with each global ``-1`` that factoring left on an axis whose
+    every entry flips moved onto the axis it negates most entries of (the product is the same),
+    so ``(N, C, T, V, M)`` reads ``3c x 25j: x-, 10 pairs`` rather than with ``M`` negated."""
+    reps = list(reps)
+    for a, rep in enumerate(reps):
+        if rep.n_negated != rep.size:
+            continue
+        others = [b for b, r in enumerate(reps) if b != a and not r.is_trivial]
+        if others:
+            b = min(others, key=lambda k: (reps[k].size - 2 * reps[k].n_negated, k))
+            reps[a] = Rep._trusted(rep.perm, -rep.sign)
+            reps[b] = Rep._trusted(reps[b].perm, -reps[b].sign)
+    return [(a, r) for a, r in enumerate(reps) if not r.is_trivial]

@@ -1,10 +1,13 @@
 """Rewrite a copy of the model from the propagation's sites: chiral twins, switched activations,
-mirror-shared learned tensors, locally symmetrised modules; one report row for each."""
+mirror-shared learned tensors, locally symmetrised modules; one :class:`Change` for each."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import fx, nn
 
 from symmetrize.nn.average import MirrorAverage
@@ -12,25 +15,46 @@ from symmetrize.nn.shared import ChiralModule, share_tensor
 from symmetrize.nn.switched import install_switch
 from symmetrize.passes.movement import factor_axes
 from symmetrize.passes.propagate import ConversionError, Propagation, Site
-from symmetrize.passes.report import ConversionReport, short_rep
 from symmetrize.rep import Rep
 
-__all__ = ["rewrite"]
+__all__ = ["Change", "rewrite"]
 
 
-def rewrite(model: nn.Module, propagation: Propagation, weights: str, keep: set[str],
-            report: ConversionReport) -> None:
-    """Apply the conversion to ``model`` (a deep copy of the traced one) in place."""
+@dataclass
+class Change:
+    """What the rewrite did to one module, learned tensor or functional call.
+
+    ``action`` is the category (``replaced``, ``switched``, ``shared``, ``kept``, ``assumed``,
+    ``averaged``, ``invariance layer``), ``detail`` the specifics.
+    """
+
+    action: str
+    detail: str
+    params_before: int | None = None
+    params_after: int | None = None
+    projection_error: float | None = None
+
+
+def rewrite(model: nn.Module, propagation: Propagation, weights: str,
+            keep: set[str]) -> dict[Any, Change]:
+    """Apply the conversion to ``model`` (a deep copy of the traced one) in place.
+
+    Returns the changes keyed by module path (modules), attribute path (shared tensors) and
+    ``fx.Node`` (switched functional calls).
+    """
+    changes: dict[Any, Change] = {}
     for path, site in propagation.sites.items():
-        _rewrite_site(model, path, site, propagation, weights, keep, report)
+        change = _rewrite_site(model, path, site, propagation, weights, keep)
+        if change is not None:
+            changes[path] = change
     for target, shared in propagation.shared.items():
         owner_path, _, name = target.rpartition(".")
         owner = model.get_submodule(owner_path) if owner_path else model
         before = getattr(owner, name).numel()
         share_tensor(owner, name, shared.rep)
         after = owner.parametrizations[name].original.numel()
-        report.rows.append((target, "Parameter", short_rep(shared.rep), "-",
-                            f"mirror-shared ({after} free of {before}; {shared.why})"))
+        changes[target] = Change("shared", f"mirror-shared ({after} free of {before}; "
+                                           f"{shared.why})", before, after)
     sites = {}
     for node, name in propagation.switched_functions.items():
         source = node.meta.get("source")
@@ -40,43 +64,66 @@ def rewrite(model: nn.Module, propagation: Propagation, weights: str, keep: set[
                                   "nn module (nn.ReLU()) for it")
         filename, _, line = source.rpartition(":")
         sites[(filename, int(line))] = name
-        report.rows.append((source, name, short_rep(propagation.rep(node.args[0])), "-",
-                            f"activation {name} -> tanh (functional call)"))
+        changes[node] = Change("switched", f"activation {name} -> tanh (functional call)")
     install_switch(model, sites)  # also gathers shared weights once per forward
+    return changes
 
 
 def _rewrite_site(model: nn.Module, path: str, site: Site, propagation: Propagation,
-                  weights: str, keep: set[str], report: ConversionReport) -> None:
+                  weights: str, keep: set[str]) -> Change | None:
     module = model.get_submodule(path)
-    kind = type(module).__name__
+    before = _count(module)
     if path in keep:
-        report.rows.append((path, kind, "-", "-", "kept (keep=)"))
-        return
+        return Change("kept", "kept (keep=): not equivariant", before, before)
     if path in propagation.averaged:
         wrapper = MirrorAverage(module, _axes(site.node.args[0], site.rep_in),
                                 _axes(site.node, site.rep_out))
         wrapper.train(module.training)
         _set_submodule(model, path, wrapper)
-        report.rows.append((path, kind, short_rep(site.rep_in), short_rep(site.rep_out),
-                            "averaged with its mirror (local symmetrisation, 2x its cost)"))
-        return
+        return Change("averaged", "averaged with its mirror (local symmetrisation, 2x its cost)",
+                      before, before)
     if path in propagation.assumed:
-        report.rows.append((path, kind, "-", "-", "assumed equivariant"))
-        return
+        return Change("assumed", "assumed equivariant (assume_equivariant=)", before, before)
     if site.build is None:
-        return
+        return None
     if site.rep_in is not None and site.rep_in.is_trivial and site.rep_out is not None \
             and site.rep_out.is_trivial:
-        report.rows.append((path, kind, short_rep(site.rep_in), short_rep(site.rep_out),
-                            "kept (sees only invariant features)"))
-        return
-    new, action = site.build(module, site)
+        return Change("kept", "kept (sees only invariant features)", before, before)
+    new, detail = site.build(module, site)
+    error = None
     if weights == "reinit" and isinstance(new, ChiralModule):
         new.reset_parameters()
-        action += " (re-initialised)"
+        detail += " (re-initialised)"
+    elif isinstance(new, ChiralModule):
+        error = projection_error(module, new)
     new.train(module.training)
     _set_submodule(model, path, new)
-    report.rows.append((path, kind, short_rep(site.rep_in), short_rep(site.rep_out), action))
+    decision = propagation.decisions.get(path)
+    invariant = decision is not None and decision.constrained_by == "invariant_at"
+    action = "invariance layer" if invariant else (
+        "switched" if detail.startswith("activation") else "replaced")
+    return Change(action, detail, before, _count(new), error)
+
+
+def projection_error(dense: nn.Module, chiral: nn.Module) -> float | None:
+    """``|W - P(W)| / |W|`` over the dense module's parameters: how far the pretrained weights
+    were from the equivariant ones they were projected to."""
+    to_dense = getattr(chiral, "to_dense", None)
+    if to_dense is None:
+        return None
+    with torch.no_grad():
+        projected = dict(to_dense().named_parameters())
+        diff = total = 0.0
+        for name, weight in dense.named_parameters():
+            if name in projected:
+                w = weight.detach().double()
+                diff += float((projected[name].detach().double().to(w.device) - w).square().sum())
+                total += float(w.square().sum())
+    return math.sqrt(diff / total) if total > 0 else None
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def _axes(node: Any, flat: Rep | None) -> dict[int, Rep]:
