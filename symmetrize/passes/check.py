@@ -196,7 +196,7 @@ def _localize(model: nn.Module, spec: Spec, draws: list[tuple[Any, ...]], mode: 
     _to_dtype(model, torch.float64)
     model.train(mode == "train")
     inputs = [_cast(draw, torch.float64, device) for draw in draws]
-    leaves = _assumed_types(model)
+    leaves = _leaf_types(model)
     try:
         with _NoDropout():
             result.first_broken = first_broken_node(model, spec, inputs, leaves)
@@ -343,9 +343,14 @@ def _cast(xs: tuple[Any, ...], dtype: torch.dtype, device: torch.device | None
                  for x in xs)
 
 
-def _assumed_types(model: nn.Module) -> tuple[type, ...]:
-    """Module types a converted model trusts as equivariant (traced as single nodes)."""
+def _leaf_types(model: nn.Module) -> tuple[type, ...]:
+    """Module types traced as single nodes: those a converted model trusts as equivariant, and
+    those with a user-registered rule (their insides need not be symmetric node by node)."""
+    from symmetrize.rules import registered_module_types
+
     report = getattr(model, "symmetrize_report", None)
     paths = (getattr(report, "options", None) or {}).get("assume_equivariant", ())
     modules = dict(model.named_modules())
-    return tuple({type(modules[p]) for p in paths if p in modules})
+    user_rules = {t for t in registered_module_types()
+                  if not t.__module__.startswith(("torch.", "symmetrize."))}
+    return tuple({type(modules[p]) for p in paths if p in modules} | user_rules)

@@ -12,6 +12,7 @@ result in float64 (:mod:`symmetrize.passes.check`).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -77,8 +78,9 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
             ``g(x) = (f(x) + T f(T x)) / 2`` (twice their cost): the fallback for a module that
             cannot be traced or has no rule. One tensor in, one out; an output that differs from
             the input in its last axis gets a hidden Rep there like a Linear's.
-        check: compare ``f(T x)`` with ``T f(x)`` in float64 and raise if they differ (unless
-            ``keep`` explains it).
+        check: compare ``f(T x)`` with ``T f(x)`` in float64, in eval and train mode (dropout
+            off), and raise if they differ, naming the first broken node (unless ``keep``
+            explains it).
         inplace: convert ``model`` itself instead of a deep copy (saves the copy's memory; on
             an error the model may be left half converted).
 
@@ -144,7 +146,8 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     report.notes.extend(f"{d.path}: output Rep fixed by {d.constrained_by}"
                         for d in decisions.values() if d.constrained_by)
     if check:
-        report.equivariance_error = equivariance_error(converted, spec, inputs)
+        errors = [equivariance_error(converted, spec, inputs, train) for train in (False, True)]
+        report.equivariance_error = max(errors) if not any(map(math.isnan, errors)) else math.nan
         if not report.equivariance_error < 1e-8 and keep:
             report.warnings.append(f"not equivariant (float64 error "
                                    f"{report.equivariance_error:.2e}): expected with "
