@@ -1,57 +1,338 @@
-"""The ``symmetrize`` command line."""
+"""The ``symmetrize`` command line: ``demo``, ``skeletons``, ``explain``, ``check``, ``convert``.
+
+Errors print ``symmetrize: error: <what>`` and ``  hint: <how to fix it>`` on stderr and exit
+with code 2 (``--debug`` shows the Python traceback instead); ``check`` exits 1 when the model is
+not equivariant.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
-__all__ = ["main"]
+from symmetrize.cli_args import (
+    CLIError,
+    build_model,
+    conversion_options,
+    describe_error,
+    examples,
+    factory_path,
+    one_line,
+    spec_from_args,
+)
+
+__all__ = ["CLIError", "main"]
+
+_PROG = "symmetrize"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in the same two-line form as every other error (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        _print_error(message, f"see '{self.prog} --help'")
+        self.exit(2)
+
+
+# ----------------------------------------------------------------------------- the parser
+_EXPLAIN_EPILOG = """\
+examples:
+  symmetrize explain mypkg.models:make_model --spec h36m --example 2,243,17,2
+  symmetrize explain models.py:TemporalModel --spec spec.toml --example 2x27x17x2 --markdown
+  symmetrize explain models.py:make_stgcn --spec ntu-action --example 2,3,64,25,2 \\
+      --invariant-at st_gcn_networks.3 --json > report.json
+  symmetrize explain models.py:make_model --spec h36m --example 2,27,17,2 --graph graph.svg
+
+Prints the conversion report (a dry run: nothing is saved): one row per traced node with the
+Reps it reads and makes and what the conversion did there (replaced, switched, shared, kept...),
+parameters before/after and the projection error of the weights; totals with the float64
+equivariance error; warnings and notes. --json and --markdown print it in those formats; --graph also writes
+the graph (.dot text; .svg/.png drawn with matplotlib)."""
+
+_CHECK_EPILOG = """\
+examples:
+  symmetrize check mypkg.models:make_model --spec h36m --example 2,243,17,2
+  symmetrize check models.py:make_model --load converted.pt
+  symmetrize check models.py:make_model --load converted.pt --json
+
+Compares f(T x) with T f(x) on random inputs in eval and train mode, in float64 and the model's
+dtype, and prints a table (with the first node that breaks the symmetry when it fails). Without
+--load it checks the plain model the factory builds; with --load, the converted model saved by
+'symmetrize convert' (its spec and example shapes are the saved ones unless given).
+Exit code: 0 equivariant, 1 not equivariant, 2 error."""
+
+_CONVERT_EPILOG = """\
+examples:
+  symmetrize convert mypkg.models:make_model --spec h36m --example 2,243,17,2 -o converted.pt
+  symmetrize convert models.py:make_model --state-dict pretrained.pt --spec h36m \\
+      --example 2,243,17,2 --hidden regular -o converted.pt
+  symmetrize convert models.py:make_stgcn --spec ntu-action --example 2,3,64,25,2 \\
+      --invariant-at st_gcn_networks.3 -o converted.pt
+
+Converts the model, prints a summary (parameters before -> after, replaced modules, float64
+equivariance error) and saves it with symmetrize.io.save_converted. Reload it in Python with
+symmetrize.io.load_converted(path, make_model()), or check it with
+'symmetrize check MODULE:FACTORY --load converted.pt'."""
+
+_SKELETONS_EPILOG = """\
+example:
+  symmetrize skeletons
+
+Lists each skeleton preset (joint count and mirror pairs), then the Spec presets that --spec
+accepts."""
+
+_TARGET_HELP = ("the model factory: a dotted module or a .py file, ':', and a function (called "
+                "with no arguments) or class that returns the torch.nn.Module, e.g. "
+                "mypkg.models:make_model or path/to/models.py:TemporalModel")
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="symmetrize",
-        description="Make PyTorch human-pose networks chirality-equivariant.")
+    parser = _Parser(prog=_PROG,
+                     description="Make PyTorch human-pose networks chirality-equivariant.",
+                     epilog="run 'symmetrize COMMAND --help' for a command's options and "
+                            "examples")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     parser_class=_Parser)
 
     demo = commands.add_parser(
         "demo", help="build, check and train a small chiral temporal lifter",
         description="Build a VideoPose3D-style temporal lifter from chiral layers, measure its "
-                    "equivariance, and train it and its plain twin briefly on synthetic poses.")
+                    "equivariance, and train it and its plain twin briefly on synthetic poses.",
+        epilog="example:\n  symmetrize demo --quick",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_debug(demo)
 
-    commands.add_parser("skeletons", help="list the skeleton presets and their mirror pairs")
+    skeletons = commands.add_parser(
+        "skeletons", help="list the skeleton presets and their mirror pairs, and the spec presets",
+        description="List the skeleton presets and their mirror pairs, and the Spec presets.",
+        epilog=_SKELETONS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_debug(skeletons)
+
+    explain = _command(commands, "explain", "print what the conversion would do",
+                       "Convert a model in memory and print the conversion report.",
+                       _EXPLAIN_EPILOG)
+    _add_model_args(explain, need_spec=True)
+    _add_conversion_args(explain)
+    out = explain.add_argument_group("output")
+    formats = out.add_mutually_exclusive_group()
+    formats.add_argument("--json", action="store_true", help="print the report as JSON")
+    formats.add_argument("--markdown", action="store_true",
+                         help="print the report as Markdown tables")
+    out.add_argument("--graph", metavar="FILE",
+                     help="also write the graph with its Reps: FILE.dot (Graphviz text), "
+                          "FILE.svg or FILE.png (needs matplotlib)")
+
+    check = _command(commands, "check", "test a model's equivariance on random inputs",
+                     "Check f(T x) == T f(x) on random inputs; exit code 1 when it fails.",
+                     _CHECK_EPILOG)
+    _add_model_args(check, need_spec=False)
+    check.add_argument("--load", metavar="FILE",
+                       help="check the converted model saved in FILE (by 'symmetrize convert' "
+                            "or save_converted), rebuilt on the factory's model")
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    convert = _command(commands, "convert", "convert a model and save it",
+                       "Convert a model, print a summary and save it for load_converted.",
+                       _CONVERT_EPILOG)
+    _add_model_args(convert, need_spec=True)
+    _add_conversion_args(convert)
+    convert.add_argument("-o", "--out", metavar="FILE", required=True,
+                         help="where to save the converted model (written atomically)")
     return parser
 
 
-def _skeletons() -> None:
+def _command(commands: Any, name: str, summary: str, description: str,
+             epilog: str) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=summary, description=description, epilog=epilog,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
+    _add_debug(parser)
+    return parser
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: the global --debug (before the command) is not overwritten by this default
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show Python tracebacks on errors (also accepted before COMMAND)")
+
+
+def _add_model_args(parser: argparse.ArgumentParser, need_spec: bool) -> None:
+    parser.add_argument("target", metavar="MODULE:FACTORY", help=_TARGET_HELP)
+    group = parser.add_argument_group("model and spec")
+    group.add_argument("--spec", required=need_spec, metavar="SPEC",
+                       help="a spec preset (see 'symmetrize skeletons': h36m, ntu-action, ...) "
+                            "or a .json/.toml spec file"
+                            + ("" if need_spec else "; default with --load: the saved spec"))
+    group.add_argument("--input", action="append", metavar="LAYOUT",
+                       help="override the spec's input layout (repeat once per forward "
+                            "argument), e.g. 'n t (j c)'")
+    group.add_argument("--output", action="append", metavar="LAYOUT",
+                       help="override the spec's output layout (repeat once per output); "
+                            "'none' for an invariant output")
+    group.add_argument("--negate", metavar="COORDS",
+                       help="override the coordinates that flip sign: comma-separated indices "
+                            "such as 0 or 0,2; 'none' for no sign flip")
+    group.add_argument("--example", action="append", metavar="SHAPE",
+                       help="the shape of a random example input, one per forward argument: "
+                            "2,243,17,2 or 2x243x17x2"
+                            + ("" if need_spec else " (default with --load: the saved shapes)"))
+    group.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                       help="dtype of the model and the example inputs (default float32)")
+    group.add_argument("--seed", type=int, default=0,
+                       help="seed of the random example inputs and of the factory's initial "
+                            "weights (default 0)")
+    group.add_argument("--state-dict", metavar="FILE",
+                       help="load pretrained plain weights (a state dict saved with torch.save, "
+                            "read with weights_only=True) into the factory's model first")
+
+
+def _add_conversion_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("conversion options (see symmetrize.symmetrize)")
+    group.add_argument("--hidden", choices=("skeleton", "regular"),
+                       help="hidden Rep policy: the paper's skeleton layout (default) or "
+                            "regular (swapped pairs only, activations kept)")
+    group.add_argument("--negated-fraction", type=float, metavar="F",
+                       help="fraction of each joint's hidden dims that flip sign (default 1/3)")
+    group.add_argument("--activation", choices=("tanh", "mixed"),
+                       help="a non-odd activation on flipping channels becomes tanh (default) "
+                            "or is kept on the channels that do not flip (mixed)")
+    group.add_argument("--invariant-at", action="append", metavar="PATH",
+                       help="module path of the invariance layer or block (repeatable)")
+    group.add_argument("--weights", choices=("project", "reinit"),
+                       help="project the pretrained weights (default) or re-initialise")
+    group.add_argument("--keep", action="append", metavar="PATH",
+                       help="leave this module untouched (repeatable)")
+    group.add_argument("--assume-equivariant", action="append", metavar="PATH",
+                       help="trust this module of yours as equivariant (repeatable)")
+    group.add_argument("--average", action="append", metavar="PATH",
+                       help="make this module equivariant by averaging f(x) and T f(T x) "
+                            "(repeatable)")
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``symmetrize`` console script; returns the exit code."""
+    args = _build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except Exception as error:  # every error becomes the two-line report (KeyboardInterrupt not)
+        if getattr(args, "debug", False):
+            raise
+        _print_error(*describe_error(error))
+        return 2
+
+
+def _print_error(message: str, hint: str) -> None:
+    print(f"{_PROG}: error: {one_line(message)}\n  hint: {one_line(hint)}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- commands
+def _run_demo(args: argparse.Namespace) -> int:
+    from symmetrize.demo import run_demo
+
+    run_demo(quick=args.quick, seed=args.seed)
+    return 0
+
+
+def _run_skeletons(args: argparse.Namespace) -> int:
     from symmetrize.skeleton import Skeleton
+    from symmetrize.spec import Spec
 
     for name in Skeleton.presets():
         skeleton = Skeleton.preset(name)
         pairs = ", ".join(f"{skeleton.names[a]}/{skeleton.names[b]}" for a, b in skeleton.pairs)
         print(f"{name:<9} {len(skeleton):>2} joints  {len(skeleton.pairs)} pairs: {pairs}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``symmetrize`` console script; returns the exit code."""
-    args = _build_parser().parse_args(argv)
-    try:
-        if args.command == "demo":
-            from symmetrize.demo import run_demo
-
-            run_demo(quick=args.quick, seed=args.seed)
-        elif args.command == "skeletons":
-            _skeletons()
-    except (ValueError, TypeError, RuntimeError, OSError) as error:
-        if args.debug:
-            raise
-        print(f"symmetrize: error: {error}\n  (run with --debug for the traceback)", file=sys.stderr)
-        return 2
+    print("\nspec presets (--spec NAME):")
+    width = max(map(len, Spec.presets()))
+    for name in Spec.presets():
+        spec = Spec.preset(name)
+        layouts = f"input {spec.inputs[0]}"
+        layouts += (", output invariant (class logits)" if spec.is_invariant_output(0)
+                    else f", output {spec.outputs[0]}")
+        kind = "action recogniser" if name.endswith("-action") else "pose sequence"
+        print(f"  {name:<{width}}  {kind}: {layouts}, {spec.skeleton.name} skeleton, x flips")
     return 0
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from symmetrize.passes.convert import explain
+
+    with factory_path(args.target):
+        model = build_model(args)
+        spec = spec_from_args(args)
+        inputs = examples(args.example, spec, args)
+        report = explain(model, spec, inputs, **conversion_options(args))
+    if args.json:
+        print(report.to_json())
+    elif args.markdown:
+        print(report.to_markdown())
+    else:
+        print(report)
+    if args.graph:
+        report.write_graph(args.graph)
+        print(f"graph written to {args.graph}", file=sys.stderr)
+    return 0
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from symmetrize.passes.check import check
+
+    if args.load and args.state_dict:
+        raise CLIError("--state-dict and --load cannot be combined",
+                       "--load brings the converted model's own weights: drop --state-dict")
+    with factory_path(args.target):
+        model = build_model(args)
+        if args.load:
+            from symmetrize.io import load_converted
+
+            model = load_converted(args.load, model)
+            spec = spec_from_args(args) if args.spec else None
+            inputs = examples(args.example, spec or model.symmetrize_report.spec, args) \
+                if args.example else None
+        else:
+            if not args.spec or not args.example:
+                raise CLIError("check needs --spec and --example (or --load FILE)",
+                               "e.g. symmetrize check models.py:make_model --spec h36m "
+                               "--example 2,27,17,2")
+            spec = spec_from_args(args)
+            inputs = examples(args.example, spec, args)
+        result = check(model, spec, inputs, seed=args.seed)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result)
+    return 0 if result.passed else 1
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from symmetrize.io import save_converted
+    from symmetrize.passes.convert import symmetrize
+
+    with factory_path(args.target):
+        model = build_model(args)
+        spec = spec_from_args(args)
+        inputs = examples(args.example, spec, args)
+        converted = symmetrize(model, spec, inputs, **conversion_options(args))
+    report = converted.symmetrize_report
+    save_converted(converted, args.out, factory=args.target)
+    print(f"Converted {report.model} from {args.target}: {report.parameters_before:,} -> "
+          f"{report.parameters_after:,} trainable parameters (x{report.parameter_ratio:.4f}); "
+          f"{len(report.replaced)} modules replaced by chiral twins, {len(report.switched)} "
+          f"activations switched, {len(report.shared)} tensors mirror-shared; float64 "
+          f"equivariance error {report.equivariance_error:.1e}"
+          + (f"; {len(report.warnings)} warnings (see 'symmetrize explain')"
+             if report.warnings else "")
+          + f". Saved to {args.out}: reload it with symmetrize.io.load_converted(path, model) or "
+          f"check it with 'symmetrize check {args.target} --load {args.out}'.")
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _run_demo, "skeletons": _run_skeletons, "explain": _run_explain,
+    "check": _run_check, "convert": _run_convert}
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Skeleton", "tokenize_name", "infer_pairs"]
+__all__ = ["Skeleton", "infer_pairs", "tokenize_name"]
 
 _SEPARATORS = re.compile(r"[\s_\-.]+")
 # An upper-case run followed by a capitalised word ("LHip" -> "L", "Hip"), a
@@ -497,6 +497,70 @@ class Skeleton:
             return cls.preset(x)
         raise TypeError(f"expected a Skeleton or a preset name ({', '.join(_PRESETS)}), got {type(x).__name__}")
 
+    # -- serialisation ---------------------------------------------------------------
+    def preset_name(self) -> str | None:
+        """The name of the preset this skeleton equals (same joint names, pairs, parents and
+        edges, and its name ``None`` or the preset's), else ``None``."""
+        if self._name is not None and self._name.strip().lower() not in _PRESETS:
+            return None
+        candidates = [self._name.strip().lower()] if self._name is not None else list(_PRESETS)
+        for key in candidates:
+            other = _PRESETS[key]()
+            if self._full_key() == other._full_key():
+                return key
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The skeleton as JSON-able data: ``{"preset": name}`` when it equals a preset (see
+        :meth:`preset_name`), else ``{"name", "names", "pairs", "parents", "edges"}`` (``parents``
+        ``None`` when the skeleton has none). :meth:`from_dict` reads it back."""
+        preset = self.preset_name()
+        if preset is not None:
+            return {"preset": preset}
+        return {"name": self._name, "names": list(self._names),
+                "pairs": [list(p) for p in self._pairs],
+                "parents": None if self._parents is None else list(self._parents),
+                "edges": [list(e) for e in self._edges]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | str) -> Skeleton:
+        """Read a skeleton written by :meth:`to_dict` (or by hand): ``{"preset": "h36m"}``, a
+        preset name, or ``{"names": [...]}`` with optional ``name``, ``pairs`` (inferred from the
+        names when absent), ``parents`` and ``edges``.
+
+        Raises:
+            ValueError: not a mapping, an unknown or missing key, or a bad value; the message
+                names the key at fault.
+        """
+        if isinstance(data, str):
+            return cls.preset(data)
+        if not isinstance(data, Mapping):
+            raise ValueError(  # noqa: TRY004 - a file's content: every problem is a ValueError
+                f"a skeleton must be a preset name or a table/object with the keys "
+                f"'names' (and optionally {', '.join(map(repr, _DICT_KEYS[1:]))}) "
+                f"or 'preset', got {type(data).__name__}")
+        if "preset" in data:
+            extra = sorted(set(data) - {"preset"})
+            if extra:
+                raise ValueError(f"skeleton key 'preset' excludes other keys, got also "
+                                 f"{', '.join(map(repr, extra))}; give either 'preset' or "
+                                 f"'names' with {', '.join(map(repr, _DICT_KEYS[1:]))}")
+            try:
+                return cls.preset(data["preset"])
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"skeleton key 'preset': {err}") from None
+        unknown = [key for key in data if key not in _DICT_KEYS]
+        if unknown:
+            raise ValueError(f"unknown skeleton key {unknown[0]!r}; allowed keys: 'preset' or "
+                             f"{', '.join(map(repr, _DICT_KEYS))}")
+        if "names" not in data:
+            raise ValueError("skeleton key 'names' is missing: list the joint names (or give "
+                             "'preset' = a preset name)")
+        return _from_fields(data)
+
+    def _full_key(self) -> tuple[Any, ...]:
+        return (self._names, self._pairs, self._parents, self._edges)
+
     # -- dunder ----------------------------------------------------------------------
     def _key(self) -> tuple[Any, ...]:
         return (self._names, self._pairs, self._edges)
@@ -593,3 +657,37 @@ _PRESETS: dict[str, Callable[[], Skeleton]] = {
     "ntu": _ntu,
     "smpl": _smpl,
 }
+
+
+_DICT_KEYS = ("names", "name", "pairs", "parents", "edges")
+
+
+def _field(data: Mapping[str, Any], key: str) -> Any:
+    """``data[key]`` (``None`` when absent), checked to be a list where one is expected."""
+    value = data.get(key)
+    if key == "name":
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"skeleton key 'name' must be a string, got {value!r}")
+        return value
+    if value is not None and (isinstance(value, (str, bytes, Mapping))
+                              or not isinstance(value, Sequence)):
+        raise ValueError(f"skeleton key {key!r} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _from_fields(data: Mapping[str, Any]) -> Skeleton:
+    """Build a skeleton key by key, so that an error names the key it comes from."""
+    values = {key: _field(data, key) for key in _DICT_KEYS}
+    steps = [("names", {"pairs": ()}), ("pairs", {"pairs": values["pairs"]}),
+             ("parents", {"parents": values["parents"]}), ("edges", {"edges": values["edges"]})]
+    kwargs: dict[str, Any] = {"names": values["names"], "name": values["name"]}
+    skeleton = None
+    for key, extra in steps:
+        kwargs.update(extra)
+        try:
+            skeleton = Skeleton(**kwargs)
+        except (TypeError, ValueError) as err:
+            blame = "names" if key == "pairs" and values["pairs"] is None else key
+            raise ValueError(f"skeleton key {blame!r}: {err}") from None
+    assert skeleton is not None
+    return skeleton

@@ -10,9 +10,12 @@ tensor. Parentheses flatten several names into one tensor axis (first name outer
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +23,7 @@ import torch
 from symmetrize.rep import Rep
 from symmetrize.skeleton import Skeleton
 
-__all__ = ["JOINTS", "COORDS", "Layout", "Spec", "parse_layout"]
+__all__ = ["COORDS", "JOINTS", "SPEC_KEYS", "Layout", "Spec", "parse_layout"]
 
 JOINTS = "j"
 """Reserved axis name: the joints axis."""
@@ -274,6 +277,7 @@ class Spec:
                 f"names 'j' and 'c' (e.g. 'n t j c' or 'n t (j c)')")
         self._joint_reps = {"input": Rep.joints(self._skeleton),
                             "output": Rep.joints(self._output_skeleton)}
+        self._dict: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------- read-only views
     @property
@@ -429,6 +433,144 @@ class Spec:
                     f"{valid}: fix {negate_kw} or the layout")
         return Rep.coords(n_coords, negate)
 
+    # ------------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """The Spec as JSON-able data, read back by :meth:`from_dict`.
+
+        ``{"input": [layout or None, ...], "output": [...], "skeleton": preset name or skeleton
+        dict, "negate": [...], "output_skeleton": None (the same as ``skeleton``) or as
+        ``skeleton``, "output_negate": [...]}``. Layouts are written in canonical form (single
+        spaces), so two Specs that act alike give equal dicts.
+        """
+        if self._dict is None:
+            out_skeleton = (None if self._output_skeleton == self._skeleton
+                            else _skeleton_data(self._output_skeleton))
+            self._dict = {"input": [_layout_text(x) for x in self._inputs],
+                          "output": [_layout_text(x) for x in self._outputs],
+                          "skeleton": _skeleton_data(self._skeleton),
+                          "negate": list(self._negate),
+                          "output_skeleton": out_skeleton,
+                          "output_negate": list(self._output_negate)}
+        return json.loads(json.dumps(self._dict))  # a deep copy the caller may change
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Spec:
+        """Build a Spec from :meth:`to_dict` data or a hand-written table.
+
+        Keys: ``input`` and ``output`` (a layout string or a list of them; ``None`` or ``"none"``
+        for an untouched input / invariant output), ``skeleton`` (a preset name or a skeleton
+        table, see :meth:`Skeleton.from_dict`), and optionally ``negate`` (default ``[0]``),
+        ``output_skeleton`` and ``output_negate`` (default: as the input side).
+
+        Raises:
+            ValueError: not a mapping, an unknown or missing key, or a bad value; the message
+                names the key.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(  # noqa: TRY004 - a file's content: every problem is a ValueError
+                f"a spec must be a table/object with the keys "
+                f"{', '.join(map(repr, SPEC_KEYS))}, got {type(data).__name__}")
+        unknown = [key for key in data if key not in SPEC_KEYS]
+        if unknown:
+            raise ValueError(f"unknown spec key {unknown[0]!r}; allowed keys: "
+                             f"{', '.join(map(repr, SPEC_KEYS))}")
+        for key in ("input", "output", "skeleton"):
+            if key not in data:
+                raise ValueError(f"spec key {key!r} is missing; a spec needs 'input', 'output' "
+                                 f"and 'skeleton' (a preset name such as 'h36m' or a skeleton "
+                                 f"table)")
+        kwargs: dict[str, Any] = {
+            "input": _layouts_value(data["input"], "input"),
+            "output": _layouts_value(data["output"], "output"),
+            "skeleton": _skeleton_value(data["skeleton"], "skeleton"),
+            "negate": _negate_value(data.get("negate", (0,)), "negate")}
+        if data.get("output_skeleton") is not None:
+            kwargs["output_skeleton"] = _skeleton_value(data["output_skeleton"], "output_skeleton")
+        if data.get("output_negate") is not None:
+            kwargs["output_negate"] = _negate_value(data["output_negate"], "output_negate")
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as err:
+            raise ValueError(str(err)) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Spec:
+        """Read a Spec from a ``.json`` or ``.toml`` file holding :meth:`from_dict`'s keys.
+
+        The file is parsed as data (``json`` / ``tomllib``), never run.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: an unsupported extension, a file that does not parse, or bad content;
+                the message starts with the file name.
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".json", ".toml"):
+            raise ValueError(f"spec file {str(path)!r}: unsupported extension {path.suffix!r}; "
+                             f"write the spec as a .json or .toml file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"spec file {str(path)!r} does not exist") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"spec file {str(path)!r}: cannot read it: {err}") from None
+        try:
+            data = json.loads(text) if suffix == ".json" else _toml_loads(text)
+        except ValueError as err:  # json.JSONDecodeError and tomllib.TOMLDecodeError
+            kind = "JSON" if suffix == ".json" else "TOML"
+            raise ValueError(f"spec file {str(path)!r}: not valid {kind}: {err}") from None
+        try:
+            return cls.from_dict(data)
+        except ValueError as err:
+            raise ValueError(f"spec file {str(path)!r}: {err}") from None
+
+    # ------------------------------------------------------------------- presets
+    @classmethod
+    def presets(cls) -> tuple[str, ...]:
+        """Names accepted by :meth:`preset`: every skeleton preset name (a pose sequence) and the
+        same name with ``-action`` (an action recogniser), e.g. ``"h36m"``, ``"ntu-action"``."""
+        names = Skeleton.presets()
+        return tuple(names) + tuple(f"{name}{_ACTION}" for name in names)
+
+    @classmethod
+    def preset(cls, name: str) -> Spec:
+        """A ready-made Spec, by (case-insensitive) name.
+
+        - ``"<skeleton>"`` (``"h36m"``, ``"coco"``, ...): a pose-sequence model such as a
+          VideoPose3D lifter or a forecaster, ``Spec(input="n t j c", output="n t j c",
+          skeleton=<skeleton>, negate=(0,))``: batch, time, joints, coordinates in and out, the
+          first coordinate (x) flips.
+        - ``"<skeleton>-action"``: an ST-GCN-style action recogniser, ``Spec(input="n c t j m",
+          output=None, skeleton=<skeleton>, negate=(0,))``: batch, coordinates, time, joints,
+          persons in; the outputs (class logits) are invariant.
+
+        Raises:
+            ValueError: an unknown name (the message lists the presets).
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"a Spec preset name must be a string, got {type(name).__name__}")
+        key = name.strip().lower()
+        skeleton = key.removesuffix(_ACTION)
+        if skeleton not in Skeleton.presets():
+            raise ValueError(f"unknown spec preset {name!r}; available presets: "
+                             f"{', '.join(cls.presets())}")
+        if key.endswith(_ACTION):
+            return cls(input="n c t j m", output=None, skeleton=skeleton, negate=(0,))
+        return cls(input="n t j c", output="n t j c", skeleton=skeleton, negate=(0,))
+
+    # ------------------------------------------------------------------- equality
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Spec):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
     def __repr__(self) -> str:
         def side(layouts: tuple[Layout | None, ...]) -> str:
             texts = [None if x is None else x.text for x in layouts]
@@ -444,3 +586,68 @@ class Spec:
         if self._output_negate is not self._negate:
             parts.append(f"output_negate={self._output_negate!r}")
         return f"Spec({', '.join(parts)})"
+
+
+# ----------------------------------------------------------------------------- spec files
+SPEC_KEYS = ("input", "output", "skeleton", "negate", "output_skeleton", "output_negate")
+"""The keys of a spec file / :meth:`Spec.to_dict`."""
+
+_ACTION = "-action"
+_NONE_LAYOUTS = ("none", "null")
+
+
+def _layout_text(layout: Layout | None) -> str | None:
+    return None if layout is None else str(layout)
+
+
+def _skeleton_data(skeleton: Skeleton) -> str | dict[str, Any]:
+    preset = skeleton.preset_name()
+    return preset if preset is not None else skeleton.to_dict()
+
+
+def _layouts_value(value: Any, key: str) -> LayoutArg | list[LayoutArg]:
+    """A layout string, ``None`` / ``"none"``, or a list of them, checked for type."""
+    items = value if isinstance(value, list) else [value]
+    out: list[LayoutArg] = []
+    for i, item in enumerate(items):
+        at = f"{key}[{i}]" if isinstance(value, list) else key
+        if item is not None and not isinstance(item, str):
+            raise ValueError(f"spec key {at!r}: a layout must be a string such as 'n t j c' (or "
+                             f"null / 'none'), got {item!r}")
+        if item is None or item.strip().lower() in _NONE_LAYOUTS:
+            out.append(None)
+            continue
+        try:
+            layout = parse_layout(item)
+        except ValueError as err:
+            raise ValueError(f"spec key {at!r}: {err}") from None
+        _check_splittable(layout, f"spec key {at!r}")
+        out.append(item)
+    return out if isinstance(value, list) else out[0]
+
+
+def _skeleton_value(value: Any, key: str) -> Skeleton:
+    try:
+        return Skeleton.from_dict(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"spec key {key!r}: {err}") from None
+
+
+def _negate_value(value: Any, key: str) -> tuple[int, ...]:
+    try:
+        return _normalise_negate(value, key)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"spec key {key!r}: {err}") from None
+
+
+def _toml_loads(text: str) -> dict[str, Any]:
+    """Parse TOML with ``tomllib`` (Python >= 3.11) or ``tomli``."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ModuleNotFoundError:
+            raise ValueError("reading TOML needs Python >= 3.11 or the 'tomli' package (pip "
+                             "install tomli); or write the spec as JSON") from None
+    return tomllib.loads(text)

@@ -97,6 +97,7 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     if weights not in ("project", "reinit"):
         raise ValueError(f"weights must be 'project' or 'reinit', got {weights!r}")
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    _check_inputs_fit(spec, inputs)
     modules = dict(model.named_modules())
     invariant = [invariant_at] if isinstance(invariant_at, str) else list(invariant_at or ())
     named = list(hidden) if isinstance(hidden, Mapping) else []
@@ -162,6 +163,17 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
                 "this is a bug or an op without a correct rule: please report it with the model")
     converted.symmetrize_report = report  # type: ignore[assignment]
     return converted
+
+
+def _check_inputs_fit(spec: Spec, inputs: tuple[Any, ...]) -> None:
+    """Each example tensor fits its Spec layout (rank, joints, coordinates), before tracing."""
+    for i, x in enumerate(inputs):
+        if isinstance(x, torch.Tensor) and i < spec.n_inputs:
+            try:
+                spec.input_axes(i, tuple(x.shape))
+            except ValueError as exc:
+                raise ConversionError(f"example_inputs[{i}] of shape {tuple(x.shape)} does not "
+                                      f"fit the Spec: {exc}") from exc
 
 
 def _describe_input(x: Any) -> dict[str, Any]:

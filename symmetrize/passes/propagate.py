@@ -29,6 +29,11 @@ __all__ = ["ConversionError", "Decision", "Propagation", "Site"]
 HiddenPolicy = str | Callable[[str, int], Rep] | Mapping[str, Any]
 
 
+def _is_fraction(value: Any) -> bool:
+    """A real number (``0``, ``0.5``, ``np.float32(1/3)``), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 class ConversionError(ValueError):
     """A model (or part of it) that cannot be converted as asked, with where and how to fix."""
 
@@ -245,7 +250,7 @@ class Propagation:
             rep = choice(path, width)
         elif choice == "regular":
             rep = Rep.regular(width)
-        elif choice == "skeleton" or isinstance(choice, float):
+        elif choice == "skeleton" or _is_fraction(choice):
             rep = self.skeleton_layout(path, width, self.fraction_for(path), joints_elsewhere)
         else:
             raise ConversionError(f"hidden policy for '{path}' must be 'skeleton', 'regular', a "
@@ -258,7 +263,7 @@ class Propagation:
     def fraction_for(self, path: str) -> float:
         """The negated fraction of ``path``'s skeleton layout (per layer, else the default)."""
         choice = self.hidden.get(path) if isinstance(self.hidden, Mapping) else None
-        return choice if isinstance(choice, float) else self.fraction
+        return float(choice) if _is_fraction(choice) else self.fraction
 
     def skeleton_layout(self, path: str, width: int, fraction: float,
                         joints_elsewhere: bool) -> Rep:

@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from symmetrize.rep import Rep
 
-__all__ = ["ConversionReport", "ReportRow", "compact_rep", "short_rep"]
+__all__ = ["SCHEMA_VERSION", "ConversionReport", "ReportRow", "compact_rep", "short_rep"]
 
 #: version of the JSON schema written by :meth:`ConversionReport.to_dict`
 SCHEMA_VERSION = 1
@@ -34,15 +36,17 @@ class ReportRow:
             for the model itself).
         source: ``file:line`` of the user code that made the node, when known.
         inputs: names of the nodes this one reads (the graph's edges).
-        rep_in: compact Rep of the (first) tensor input, e.g. ``17j x 2c: 6 pairs, x-``;
-            ``invariant`` when the mirror leaves it alone, ``-`` for no tensor.
+        rep_in: compact Rep of the tensor inputs, e.g. ``17j x 2c: 6 pairs, x-`` (inputs with
+            different Reps joined by ``"; "``); ``invariant`` when the mirror leaves it
+            alone, ``-`` for no tensor.
         rep_out: compact Rep of the output, same form.
         action: what the conversion did, one of ``replaced``, ``switched``, ``shared``,
             ``kept``, ``assumed``, ``averaged``, ``invariance layer`` or ``""`` (the Rep was
             propagated through, nothing to change).
         detail: the specifics, e.g. ``replaced by ChiralConv1d`` or ``activation ReLU -> Tanh``.
-        params_before: trainable parameters of the module before (``call_module`` rows and
-            shared tensors; ``None`` elsewhere and on repeated calls of one module).
+        params_before: parameters of the module before (``call_module`` rows of modules with
+            parameters, and shared tensors; ``None`` elsewhere and on repeated calls of one
+            module).
         params_after: the same after conversion.
         projection_error: ``|W - P(W)| / |W|`` over the module's weights: how far the
             pretrained weights were from equivariant (``None`` where nothing was projected).
@@ -117,13 +121,21 @@ class ConversionReport:
 
     @property
     def replaced(self) -> list[str]:
-        """Paths of the modules replaced by chiral twins (each once)."""
-        return self.actions("replaced")
+        """Paths of the modules replaced by chiral twins, the invariance layer included."""
+        return self._with_action("replaced", "invariance layer")
 
     @property
     def switched(self) -> list[str]:
         """Switched activations: module paths and source lines of functional calls."""
-        return self.actions("switched")
+        return self._with_action("switched")
+
+    @property
+    def shared(self) -> list[str]:
+        """Attribute paths of the learned tensors made mirror-shared."""
+        return self._with_action("shared")
+
+    def _with_action(self, *actions: str) -> list[str]:
+        return list(dict.fromkeys(row.what for row in self.rows if row.action in actions))
 
     def actions(self, prefix: str) -> list[str]:
         """The :attr:`ReportRow.what` of every row whose action or detail starts with
@@ -151,11 +163,12 @@ class ConversionReport:
                 "parameter_ratio": self.parameter_ratio,
                 "replaced_modules": len(self.replaced),
                 "switched_activations": len(self.switched),
-                "shared_tensors": len(self.actions("shared")),
+                "shared_tensors": len(self.shared),
                 "equivariance_error": self.equivariance_error}
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-able values (schema in README, ``schema`` = :data:`SCHEMA_VERSION`)."""
+        """The report as JSON-able values (schema in README: ``"schema": "symmetrize.report"``,
+        ``"version"``: :data:`SCHEMA_VERSION`)."""
         from symmetrize.passes.render import report_dict
         return report_dict(self)
 
@@ -224,14 +237,40 @@ def compact_rep(shape: Sequence[int] | None, flat: Rep | None, joints: Sequence[
             facts.append(f"{rep.n_pairs} pairs")
         elif rep.n_pairs == 0 and rep.size <= len(_COORD_NAMES):
             tokens.append(f"{rep.size}c")
-            facts.append("".join(f"{_COORD_NAMES[i]}-" for i in range(rep.size)
-                                 if rep.sign[i] < 0))
+            facts.append(_negated_coords(rep.sign))
+        elif (per_joint := _joint_major(rep, joints)) is not None:
+            joint, inner = per_joint
+            pairs = f"{joint.n_pairs} pairs"
+            if inner.size <= len(_COORD_NAMES):  # flattened (joints, coordinates)
+                tokens.append(f"({joint.size}j {inner.size}c)")
+                facts.append(", ".join(f for f in (pairs, _negated_coords(inner.sign)) if f))
+            else:  # the paper's hidden layout: D features per joint
+                tokens.append(f"({joint.size}j {inner.size})")
+                facts.append(f"{pairs}, {inner.n_negated} of {inner.size}-" if inner.n_negated
+                             else pairs)
         else:
             tokens.append(str(rep.size))
             facts.append(", ".join(part for part in (
                 f"{rep.n_pairs} pairs" if rep.n_pairs else "",
                 f"{rep.n_negated}-" if rep.n_negated else "") if part))
     return f"{' x '.join(tokens)}: {', '.join(f for f in facts if f)}"
+
+
+def _negated_coords(sign: Any) -> str:
+    return "".join(f"{_COORD_NAMES[i]}-" for i in range(len(sign)) if sign[i] < 0)
+
+
+def _joint_major(rep: Rep, joints: Sequence[Rep]) -> tuple[Rep, Rep] | None:
+    """``(joints Rep, per-joint sign-only Rep)`` when ``rep`` is their Kronecker product (the
+    joints outermost, every joint's features flipping alike), else ``None``."""
+    for joint in joints:
+        dims, rest = divmod(rep.size, joint.size)
+        if rest or dims < 1 or joint.is_trivial:
+            continue
+        inner = Rep._trusted(np.arange(dims), np.asarray(rep.sign[:dims]))
+        if joint.kron(inner) == rep:
+            return joint, inner
+    return None
 
 
 def _readable_signs(reps: list[Rep]) -> list[tuple[int, Rep]]:

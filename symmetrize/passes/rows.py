@@ -30,23 +30,29 @@ def report_rows(graph: fx.Graph, modules: Mapping[str, nn.Module], changes: Mapp
         change = changes.get(key)
         repeated = key in used
         used.add(key)
-        first_tensor = next((a for a in node.all_input_nodes
-                             if isinstance(a.meta.get("example_value"), torch.Tensor)), None)
+        tensors = [a for a in node.all_input_nodes
+                   if isinstance(a.meta.get("example_value"), torch.Tensor)]
         row = ReportRow(
             name=node.name, op=node.op, target=_target(node, modules), module=_module(node),
             source=node.meta.get("source"), inputs=tuple(a.name for a in node.all_input_nodes),
-            rep_in=_compact(first_tensor, joints) if first_tensor is not None else "-",
+            rep_in="; ".join(dict.fromkeys(_compact(a, joints) for a in tensors)) or "-",
             rep_out=_compact(node, joints))
         if change is not None:
             row.action, row.detail = change.action, change.detail
-            if not repeated:
+            if not repeated and (change.params_before or change.params_after):
                 row.params_before, row.params_after = change.params_before, change.params_after
                 row.projection_error = change.projection_error
         rows.append(row)
+    names = {row.name for row in rows}
     for key, change in changes.items():
         if key not in used:  # e.g. a shared tensor only a leaf module reads
-            name = key.name if isinstance(key, fx.Node) else str(key)
-            rows.append(ReportRow(name=name, op="get_attr", target=name, action=change.action,
+            target = key.name if isinstance(key, fx.Node) else str(key)
+            name = target
+            while name in names:
+                name += "_"
+            names.add(name)
+            rows.append(ReportRow(name=name, op="get_attr", target=target,
+                                  module=target.rpartition(".")[0], action=change.action,
                                   detail=change.detail, params_before=change.params_before,
                                   params_after=change.params_after))
     return rows
@@ -69,9 +75,9 @@ def dropout_warnings(graph: fx.Graph, modules: Mapping[str, nn.Module]) -> list[
         rep = node.args[0].meta.get("rep") if node.args and isinstance(node.args[0], fx.Node) \
             else None
         if isinstance(p, (int, float)) and p > 0 and isinstance(rep, Rep) and not rep.is_trivial:
-            text = (f"dropout {where} (p={p}): its masks are not tied between a joint and "
-                         "its twin, so the model is equivariant in eval mode only (in train mode "
-                         "in expectation); check(...) switches dropout off in train mode")
+            text = (f"dropout {where} (p={p}): its masks are not tied between a joint and its "
+                    "twin, so the model is equivariant in eval mode only (in train mode in "
+                    "expectation); check(...) switches dropout off in train mode")
             if text not in found:
                 found.append(text)
     return found
