@@ -161,3 +161,41 @@ def test_check_runs_on_the_models_device(temporal) -> None:
     result = check(model, H36M_SEQ, (X,))
     assert result.passed and result.device.startswith("cuda")
     assert next(model.parameters()).device.type == "cuda"
+
+
+class PerChannelScale(nn.Module):
+    """Scales every feature by its own learned factor: not equivariant (a joint and its twin get
+    different factors), so a rule claiming it keeps the Rep is wrong."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.linspace(0.5, 1.5, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class ScaledLifter(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.scale, self.b = nn.Linear(34, 68), PerChannelScale(68), nn.Linear(68, 34)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.tanh(self.scale(self.a(x))))
+
+
+def test_a_wrong_rule_is_caught_and_localised_and_explain_still_reports() -> None:
+    from symmetrize import ConversionError, explain
+    from symmetrize.rules import _MODULE_RULES, register_module_rule
+
+    torch.manual_seed(6)
+    spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
+    register_module_rule(PerChannelScale)(lambda ctx, node, module, path: ctx.rep(node.args[0]))
+    try:
+        with pytest.raises(ConversionError, match="not equivariant.*first broken: node 'scale'"):
+            symmetrize(ScaledLifter(), spec, (torch.randn(4, 34),))
+        report = explain(ScaledLifter(), spec, (torch.randn(4, 34),))
+        assert report.equivariance_error > 1e-3
+        assert any("first broken: node 'scale'" in w for w in report.warnings)
+    finally:
+        del _MODULE_RULES[PerChannelScale]

@@ -146,23 +146,29 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     report.parameters_after = sum(p.numel() for p in converted.parameters())
     report.notes.extend(f"{d.path}: output Rep fixed by {d.constrained_by}"
                         for d in decisions.values() if d.constrained_by)
-    if check:
-        errors = [equivariance_error(converted, spec, inputs, train) for train in (False, True)]
-        report.equivariance_error = max(errors) if not any(map(math.isnan, errors)) else math.nan
-        if not report.equivariance_error < 1e-8 and keep:
-            report.warnings.append(f"not equivariant (float64 error "
-                                   f"{report.equivariance_error:.2e}): expected with "
-                                   f"keep={list(keep)}")
-        elif not report.equivariance_error < 1e-8:
-            converted.symmetrize_report = report  # type: ignore[assignment]
-            found = run_check(converted, spec, inputs, n_inputs=2, modes=("eval",),
-                              dtypes=(torch.float64,)).first_broken
-            raise ConversionError(
-                f"the converted model is not equivariant (float64 error "
-                f"{report.equivariance_error:.2e}; first broken: {found or 'not localised'}); "
-                "this is a bug or an op without a correct rule: please report it with the model")
     converted.symmetrize_report = report  # type: ignore[assignment]
+    if check:
+        problem = _measure(converted, spec, inputs, report)
+        if problem and keep:
+            report.warnings.append(f"{problem}: expected with keep={list(keep)}")
+        elif problem:
+            raise ConversionError(f"{problem}; this is a bug or an op without a correct rule: "
+                                  "please report it with the model")
     return converted
+
+
+def _measure(converted: nn.Module, spec: Spec, inputs: tuple[Any, ...],
+             report: ConversionReport) -> str | None:
+    """Record the float64 equivariance error (eval and train mode) in ``report``; when it is
+    not equivariant, say so with the first broken node."""
+    errors = [equivariance_error(converted, spec, inputs, train) for train in (False, True)]
+    report.equivariance_error = math.nan if any(map(math.isnan, errors)) else max(errors)
+    if report.equivariance_error < 1e-8:
+        return None
+    found = run_check(converted, spec, inputs, n_inputs=2, modes=("eval", "train"),
+                      dtypes=(torch.float64,)).first_broken
+    return (f"the converted model is not equivariant (float64 error "
+            f"{report.equivariance_error:.2e}; first broken: {found or 'not localised'})")
 
 
 def _check_inputs_fit(spec: Spec, inputs: tuple[Any, ...]) -> None:
@@ -211,10 +217,19 @@ def _width(module: nn.Module) -> int:
 def explain(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | torch.Tensor,
             **options: Any) -> ConversionReport:
     """A dry run of :func:`symmetrize`: the report of what it would replace, switch and keep
-    (the model is not modified). Takes the same options."""
-    return symmetrize(model, spec, example_inputs, **options).symmetrize_report
-
-
+    (the model is not modified). Takes the same options. Where :func:`symmetrize` would refuse
+    a model that fails its check, the report says so in a warning (with the first broken
+    node) instead, so the report of a failing conversion can be read too."""
+    check = options.pop("check", True)
+    converted = symmetrize(model, spec, example_inputs, check=False, **options)
+    report: ConversionReport = converted.symmetrize_report
+    if check:
+        inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) \
+            else tuple(example_inputs)
+        problem = _measure(converted, spec, inputs, report)
+        if problem:
+            report.warnings.append(problem)
+    return report
 
 
 def report(model: nn.Module) -> ConversionReport:
