@@ -260,14 +260,18 @@ def _run_skeletons(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_spec_inputs(args: argparse.Namespace) -> tuple[Any, Any, tuple[Any, ...]]:
+    """The factory's model, the Spec and the random example inputs the arguments describe."""
+    model = build_model(args)
+    spec = spec_from_args(args)
+    return model, spec, examples(args.example, spec, args)
+
+
 def _run_explain(args: argparse.Namespace) -> int:
     from symmetrize.passes.convert import explain
 
     with factory_path(args.target):
-        model = build_model(args)
-        spec = spec_from_args(args)
-        inputs = examples(args.example, spec, args)
-        report = explain(model, spec, inputs, **conversion_options(args))
+        report = explain(*_model_spec_inputs(args), **conversion_options(args))
     if args.json:
         print(report.to_json())
     elif args.markdown:
@@ -312,10 +316,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     from symmetrize.passes.convert import symmetrize
 
     with factory_path(args.target):
-        model = build_model(args)
-        spec = spec_from_args(args)
-        inputs = examples(args.example, spec, args)
-        converted = symmetrize(model, spec, inputs, **conversion_options(args))
+        converted = symmetrize(*_model_spec_inputs(args), **conversion_options(args))
     report = converted.symmetrize_report
     save_converted(converted, args.out, factory=args.target)
     print(f"Converted {report.model} from {args.target}: {report.parameters_before:,} -> "
