@@ -1,0 +1,129 @@
+"""Fine-tuning: training keeps the model equivariant, refuses a plain one, resumes a killed run
+exactly, and runs as two DistributedDataParallel processes (gloo on CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from symmetrize import check
+from symmetrize.train import (
+    NotEquivariantError,
+    TrainConfig,
+    bn_momentum,
+    fit,
+    load_checkpoint,
+)
+from tests.pose_models import Seq2Seq, TemporalModel
+from tests.train_runs import KILL_AT, setup
+
+RUNS = Path(__file__).with_name("train_runs.py")
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def test_fit_learns_and_the_model_stays_equivariant(tmp_path: Path) -> None:
+    model, train, val = setup()
+    log = tmp_path / "log.jsonl"
+    result = fit(model, train, TrainConfig(epochs=4, batch_size=12, progress=False,
+                                           log=str(log)), val=val)
+    assert result.stopped == "completed" and result.epochs_done == 4 and result.steps == 16
+    assert result.train_loss[-1] < result.train_loss[0]
+    assert len(result.val_metric) == 4 and result.val_metric[-1] < result.val_metric[0]
+    assert check(model, n_inputs=2).passed
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len([r for r in records if "val" in r]) == 4 and records[0]["step"] == 1
+
+
+def test_a_plain_model_is_refused_before_training() -> None:
+    _, train, _ = setup()
+    plain = TemporalModel(filter_widths=(3, 3), channels=68)
+    from symmetrize import Spec
+
+    with pytest.raises(NotEquivariantError, match="(?s)not equivariant.*config.check=False"):
+        fit(plain, train, TrainConfig(epochs=1, progress=False), spec=Spec.preset("h36m"))
+    with pytest.raises(NotEquivariantError, match="pass the Spec"):
+        fit(plain, train, TrainConfig(epochs=1, progress=False))
+    result = fit(plain, train, TrainConfig(epochs=1, progress=False, check=False))
+    assert result.steps == math.ceil(48 / 64)
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    full = _run(str(RUNS), "full", str(tmp_path), cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    killed = _run(str(RUNS), "killed", str(tmp_path), cwd=tmp_path)
+    assert killed.returncode == -9  # SIGKILL in the middle of the second epoch
+    saved = load_checkpoint(tmp_path / "killed.ckpt")
+    assert saved["progress"] == {"epoch": 1, "batch": KILL_AT - 4, "step": KILL_AT}
+    assert not list(tmp_path.glob("*.tmp"))
+    resumed = _run(str(RUNS), "resume", str(tmp_path), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    a = torch.load(tmp_path / "full-0.pt", weights_only=True)
+    b = torch.load(tmp_path / "resume-0.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_processes_keep_identical_equivariant_replicas(tmp_path: Path) -> None:
+    run = _run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(RUNS), "ddp", str(tmp_path), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    a = torch.load(tmp_path / "ddp-0.pt", weights_only=True)
+    b = torch.load(tmp_path / "ddp-1.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    model, _, _ = setup()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(a)
+    assert any(not torch.equal(before[k], a[k]) for k in a)  # it trained
+    assert check(model, n_inputs=2).passed
+
+
+def test_checkpoint_budget_and_schedules(tmp_path: Path) -> None:
+    model, train, _ = setup()
+    ckpt = tmp_path / "run.ckpt"
+    result = fit(model, train, TrainConfig(epochs=3, batch_size=12, progress=False,
+                                           checkpoint=str(ckpt), max_steps=5))
+    assert result.stopped == "max_steps" and result.steps == 5
+    data = load_checkpoint(ckpt)
+    assert data["progress"] == {"epoch": 1, "batch": 1, "step": 5}
+    assert {"model", "optimizer", "scheduler", "rng"} <= data.keys()
+    # VideoPose3D's BatchNorm momentum: 0.1 at the start, 0.001 at the end
+    assert bn_momentum(0, 10) == pytest.approx(0.1) and bn_momentum(10, 10) == pytest.approx(1e-3)
+    assert model.expand_bn.momentum == pytest.approx(bn_momentum(1, 3))
+    # the learning rate decayed once (one epoch finished)
+    assert data["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.95)
+    with pytest.raises(ValueError, match="not a symmetrize training checkpoint"):
+        torch.save({"x": 1}, tmp_path / "other.pt")
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_recurrent_models_clip_gradients_and_bad_options_are_clear() -> None:
+    from symmetrize.train.loop import _amp_dtype, _grad_clip
+
+    assert _grad_clip("auto", Seq2Seq(cell=nn.GRU)) == 5.0
+    assert _grad_clip("auto", TemporalModel()) is None
+    with pytest.raises(ValueError, match="amp must be"):
+        _amp_dtype("fp8", torch.device("cpu"))
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        _amp_dtype("fp16", torch.device("cpu"))
+    empty = TensorDataset(torch.zeros(0, 9, 17, 2), torch.zeros(0, 1, 17, 3))
+    with pytest.raises(ValueError, match="train set is empty"):
+        fit(TemporalModel(), empty, TrainConfig(progress=False, check=False))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_mixed_precision_on_cuda_keeps_the_model_equivariant() -> None:
+    model, train, _ = setup()
+    result = fit(model, train, TrainConfig(epochs=1, batch_size=12, progress=False, amp="auto"))
+    assert result.steps == 4 and next(model.parameters()).device.type == "cuda"
+    assert check(model.cpu(), n_inputs=2, dtypes=(torch.float64,)).passed

@@ -1,0 +1,64 @@
+"""Training runs launched as separate processes by tests/test_train.py: an uninterrupted run, a
+run killed with SIGKILL mid-epoch, its resumption, and one DistributedDataParallel replica.
+
+Usage: python tests/train_runs.py MODE OUT_DIR (MODE: full, killed, resume, ddp)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from symmetrize import Spec, symmetrize  # noqa: E402
+from symmetrize.train import TrainConfig, fit  # noqa: E402
+from tests.pose_models import TemporalModel  # noqa: E402
+
+KILL_AT = 7  # steps done before the kill: the middle of the second epoch (4 steps per epoch)
+
+
+def setup() -> tuple[torch.nn.Module, TensorDataset, TensorDataset]:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    spec = Spec.preset("h36m")
+    model = TemporalModel(filter_widths=(3, 3), channels=68, dropout=0.25)
+    x = torch.randn(64, 9, 17, 2)
+    teacher = symmetrize(TemporalModel(filter_widths=(3, 3), channels=68, dropout=0.0), spec,
+                         (x[:2],)).eval()
+    with torch.no_grad():
+        y = teacher(x)
+    chiral = symmetrize(model, spec, (x[:2],))
+    return chiral, TensorDataset(x[:48], y[:48]), TensorDataset(x[48:], y[48:])
+
+
+def main(mode: str, out: Path) -> None:
+    model, train, val = setup()
+    config = TrainConfig(epochs=3, batch_size=12, seed=3, progress=False,
+                         checkpoint=str(out / f"{mode}.ckpt"), checkpoint_every=1,
+                         log=str(out / f"{mode}.jsonl"))
+    loss = None
+    if mode == "killed":
+        calls = [0]
+
+        def loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            calls[0] += 1
+            if calls[0] > KILL_AT:
+                os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, like a preempted job
+            return (prediction - target).norm(dim=-1).mean()
+    if mode == "resume":
+        config.checkpoint, config.resume = str(out / "killed.ckpt"), True
+    if mode == "ddp":
+        config.batch_size = 6  # two replicas: the same global batch of 12
+        config.checkpoint = None
+    fit(model, train, config, loss=loss, val=val)
+    rank = os.environ.get("RANK", "0")
+    torch.save(model.state_dict(), out / f"{mode}-{rank}.pt")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))
