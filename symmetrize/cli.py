@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from symmetrize.cli_args import (
     CLIError,
+    add_training_args,
     build_model,
     conversion_options,
     describe_error,
@@ -76,6 +77,24 @@ Converts the model, prints a summary (parameters before -> after, replaced modul
 equivariance error) and saves it with symmetrize.io.save_converted. Reload it in Python with
 symmetrize.io.load_converted(path, make_model()), or check it with
 'symmetrize check MODULE:FACTORY --load converted.pt'."""
+
+_FINETUNE_EPILOG = """\
+examples:
+  symmetrize finetune models.py:make_model --data synthetic --epochs 5 -o chiral.pt
+  symmetrize finetune models.py:make_model --data ../shared/data/cmu --val-subjects 09 \\
+      --epochs 20 --checkpoint run.ckpt --log run.csv -o chiral.pt
+  symmetrize finetune models.py:make_model --data data_3d_h36m.npz --val-subjects S9,S11 \\
+      --load converted.pt --max-minutes 60 --checkpoint run.ckpt --resume -o chiral.pt
+  torchrun --nproc_per_node 2 -m symmetrize.cli finetune models.py:make_model --data synthetic \\
+      -o chiral.pt
+
+The model maps (N, frames, J, 2) normalised 2D keypoints to (N, frames_out, J, 3) root-relative
+3D poses in the camera frame (a VideoPose3D-style lifter; frames = its receptive_field() or
+--frames). --data is 'synthetic[:N]' (procedural motion), a folder of CMU .bvh takes (mapped to
+the Human3.6M joints, split by subject = file prefix) or a VideoPose3D data_3d_*.npz archive;
+each sequence is filmed by --cameras random virtual cameras. The model is checked for
+equivariance before training, trained with Adam (VideoPose3D's schedules), validated by MPJPE
+every epoch, and saved like 'symmetrize convert' does."""
 
 _SKELETONS_EPILOG = """\
 example:
@@ -144,6 +163,17 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_conversion_args(convert)
     convert.add_argument("-o", "--out", metavar="FILE", required=True,
                          help="where to save the converted model (written atomically)")
+
+    finetune = _command(commands, "finetune", "convert a 2D-to-3D lifter and fine-tune it",
+                        "Convert a temporal 2D-to-3D pose lifter (or reload a converted one) and "
+                        "train it on 3D motion filmed by virtual cameras.", _FINETUNE_EPILOG)
+    _add_model_args(finetune, need_spec=False)
+    _add_conversion_args(finetune)
+    add_training_args(finetune)
+    finetune.add_argument("--load", metavar="FILE",
+                          help="start from a converted model saved by 'symmetrize convert'")
+    finetune.add_argument("-o", "--out", metavar="FILE", required=True,
+                          help="where to save the fine-tuned converted model (atomically)")
     return parser
 
 
@@ -331,9 +361,18 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_finetune(args: argparse.Namespace) -> int:
+    from symmetrize.finetune import finetune
+
+    with factory_path(args.target):
+        model = build_model(args)
+        spec = spec_from_args(args) if args.spec else None
+        return finetune(model, spec, args, conversion_options(args))
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _run_demo, "skeletons": _run_skeletons, "explain": _run_explain,
-    "check": _run_check, "convert": _run_convert}
+    "check": _run_check, "convert": _run_convert, "finetune": _run_finetune}
 
 
 if __name__ == "__main__":

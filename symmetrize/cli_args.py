@@ -266,3 +266,40 @@ def describe_error(error: BaseException) -> tuple[str, str]:
     if not fix.strip() and isinstance(error, FileNotFoundError):
         fix = "check the file name (relative paths start at the working directory)"
     return lines[0] if lines else text, fix.strip() or DEFAULT_HINT
+
+
+def add_training_args(parser: argparse.ArgumentParser) -> None:
+    """The data and training options of ``symmetrize finetune``."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default="synthetic", metavar="SOURCE",
+                      help="'synthetic' or 'synthetic:N' (procedural motion, default), a folder "
+                           "of CMU .bvh takes, or a VideoPose3D data_3d_*.npz archive")
+    data.add_argument("--val-subjects", metavar="S,S", type=lambda t: t.split(","),
+                      help="subjects held out for validation (default: the last one)")
+    data.add_argument("--frames", type=int, metavar="N",
+                      help="input frames per sample (default: the model's receptive_field())")
+    data.add_argument("--cameras", type=int, default=2, metavar="N",
+                      help="virtual cameras filming each sequence (default 2)")
+    data.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+                      help="Gaussian noise on the normalised 2D keypoints (default 0)")
+    train = parser.add_argument_group("training (see symmetrize.train.TrainConfig)")
+    train.add_argument("--epochs", type=int, default=10, help="default 10")
+    train.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
+    train.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (1e-3)")
+    train.add_argument("--lr-decay", type=float, default=0.95, help="per epoch (default 0.95)")
+    train.add_argument("--grad-clip", type=float, help="max gradient norm (default: 5 for "
+                                                        "recurrent models, none otherwise)")
+    train.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
+                       help="mixed precision on CUDA (default auto: bf16 where supported)")
+    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0")
+    train.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (atomic writes)")
+    train.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+                       help="also checkpoint every this many steps (default: epoch ends)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from --checkpoint when it exists")
+    train.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this")
+    train.add_argument("--max-steps", type=int, help="stop after this many steps in all")
+    train.add_argument("--log", metavar="FILE.csv|FILE.jsonl", help="per-step and per-epoch log")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-check", action="store_true",
+                       help="train even if the model fails the equivariance check")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from symmetrize.metrics import mpjpe
 from symmetrize.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from symmetrize.train.distributed import Distributed, setup_distributed
 from symmetrize.train.progress import MetricLog
@@ -118,7 +119,7 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig | None = None, *,
         ValueError: an empty dataset, a bad item, a bad option.
     """
     config = config or TrainConfig()
-    loss_fn, metric_fn = loss or _mpjpe(), metric or _mpjpe()
+    loss_fn, metric_fn = loss or mpjpe, metric or mpjpe
     n = _check_dataset(train, "train")
     if val is not None:
         _check_dataset(val, "val")
@@ -387,10 +388,3 @@ def _resume(path: str, model: nn.Module, optimizer: torch.optim.Optimizer, sched
 
 def _plain_config(config: TrainConfig) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
-
-
-def _mpjpe() -> Loss:
-    def mpjpe(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean per-joint position error (joints on the second-to-last axis)."""
-        return (prediction - target).norm(dim=-1).mean()
-    return mpjpe
