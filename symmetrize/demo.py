@@ -2,7 +2,8 @@
 
 Builds a small VideoPose3D-style temporal convnet from chiral layers (2D H36M keypoints in, 3D out),
 measures its equivariance in float64, compares its parameter count with the plain network of the
-same widths, and trains both for a few steps on synthetic skeleton motion.
+same widths, and trains both for a few steps on procedural motion (walking, running, jumping,
+boxing) filmed by random virtual cameras.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import copy
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,7 +20,7 @@ from symmetrize.nn import ChiralActivation, ChiralBatchNorm1d, ChiralConv1d
 from symmetrize.rep import Rep
 from symmetrize.skeleton import Skeleton
 
-__all__ = ["TemporalLifter", "random_poses", "run_demo"]
+__all__ = ["TemporalLifter", "procedural_poses", "run_demo"]
 
 
 class TemporalLifter(nn.Module):
@@ -68,22 +70,17 @@ class TemporalLifter(nn.Module):
         return out.permute(0, 2, 1).reshape(n, out.shape[2], self.joints, 3)
 
 
-def random_poses(skeleton: Skeleton, batch: int, frames: int,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Smoothly moving random skeletons: 2D keypoints (orthographic) and 3D joints, in metres."""
-    if skeleton.parents is None:
-        raise ValueError(f"random_poses needs a skeleton with parents, {skeleton!r} has none")
-    j = len(skeleton)
-    phase = torch.rand(batch, 1, j, 3, generator=generator) * 6.28
-    speed = 0.5 + torch.rand(batch, 1, j, 3, generator=generator)
-    t = torch.arange(frames, dtype=torch.float32).view(1, frames, 1, 1) / 10
-    bones = torch.sin(speed * t + phase) * 0.25 + torch.randn(batch, 1, j, 3, generator=generator)
-    bones = bones * 0.1
-    pos = torch.zeros(batch, frames, j, 3)
-    for k, parent in enumerate(skeleton.parents):
-        if parent >= 0:
-            pos[:, :, k] = pos[:, :, parent] + bones[:, :, k]
-    return pos[..., :2].clone(), pos - pos[:, :, :1]
+def procedural_poses(batch: int, frames: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Procedural walking, running, jumping and boxing filmed by random virtual cameras:
+    normalised 2D keypoints ``(batch, frames, 17, 2)`` and root-relative 3D joints in the camera
+    frame ``(batch, frames, 17, 3)``, in metres."""
+    from symmetrize.data.lifting import lifting_pairs
+    from symmetrize.data.synthetic import generate_dataset
+
+    clips = generate_dataset(batch, frames=frames, rng=seed, in_place=True)
+    pairs = lifting_pairs(clips, cameras_per_sequence=1, rng=seed)
+    return (torch.from_numpy(np.stack([p[0] for p in pairs])),
+            torch.from_numpy(np.stack([p[1] for p in pairs])))
 
 
 def mirror_pose(x: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
@@ -121,14 +118,13 @@ def run_demo(quick: bool = False, seed: int = 0) -> dict[str, float]:
     """Run the demo, print what it measures, and return the figures."""
     torch.manual_seed(seed)
     skeleton = Skeleton.preset("h36m")
-    gen = torch.Generator().manual_seed(seed)
     chiral = TemporalLifter(skeleton, chiral=True)
     plain = TemporalLifter(skeleton, chiral=False)
     rf = chiral.receptive_field
     print(f"symmetrize demo: a {rf}-frame temporal lifter on the {skeleton!r} skeleton")
     print(f"  input Rep  {Rep.pose(skeleton, 2)}   output Rep {Rep.pose(skeleton, 3)}")
 
-    x, y = random_poses(skeleton, 16 if quick else 64, rf + 8, gen)
+    x, y = procedural_poses(16 if quick else 64, rf + 8, seed)
     check = chiral.double().eval()
     x64 = x.double()
     with torch.no_grad():
