@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 
+from symmetrize.atomic import write_atomic
 from symmetrize.spec import Spec
 from symmetrize.train import TrainConfig, TrainResult, evaluate, fit
 
@@ -32,19 +34,24 @@ def finetune_lifter(model: nn.Module, spec: Spec | None = None, *, data: str = "
                     val_subjects: list[str] | None = None, frames: int | None = None,
                     cameras: int = 2, noise: float = 0.0, load: str | None = None,
                     conversion: dict[str, Any] | None = None,
-                    config: TrainConfig | None = None) -> LifterRun:
+                    config: TrainConfig | None = None, baseline: bool = False) -> LifterRun:
     """Convert ``model`` (or reload the converted model saved in ``load``) and train it to lift
     normalised 2D keypoints ``(N, frames, J, 2)`` to root-relative camera-frame 3D poses.
 
     ``spec`` defaults to ``Spec.preset("h36m")``; ``data`` is read by
     :func:`~symmetrize.data.sources.load_motion_split`; ``frames`` defaults to the model's
-    ``receptive_field()``. Returns the model with validation MPJPE and P-MPJPE in millimetres.
+    ``receptive_field()``. ``baseline=True`` trains the plain model the way VideoPose3D does
+    instead (no conversion, no check, flip augmentation, flip test-time averaging), for
+    comparison. Returns the model with validation MPJPE and P-MPJPE in millimetres.
     """
     from symmetrize.data.lifting import lifting_pairs
     from symmetrize.data.sources import load_motion_split
     from symmetrize.data.windows import PoseWindows
-    from symmetrize.metrics import p_mpjpe
+    from symmetrize.metrics import mpjpe, p_mpjpe
 
+    if baseline and load is not None:
+        raise ValueError("baseline=True trains the plain model: it cannot start from a converted "
+                         "one (drop load / --load)")
     config = config or TrainConfig()
     frames = frames or _receptive_field(model)
     split = load_motion_split(data, val_subjects, config.seed)
@@ -59,15 +66,22 @@ def finetune_lifter(model: nn.Module, spec: Spec | None = None, *, data: str = "
                         skeleton=spec.skeleton, output_skeleton=spec.output_skeleton)
     val = PoseWindows(lifting_pairs(split.val, 1, config.seed + 1), frames,
                       skeleton=spec.skeleton, output_skeleton=spec.output_skeleton)
-    if load is None:
+    augment, predict = None, None
+    if baseline:
+        from symmetrize.data.augment import BatchFlip
+
+        config = replace(config, check=False)
+        augment = BatchFlip(spec.skeleton, spec.output_skeleton, spec.negate, spec.output_negate)
+        predict = partial(_flip_average, spec=spec)
+    elif load is None:
         from symmetrize.passes.convert import symmetrize
 
         model = symmetrize(model, spec, (torch.zeros(2, frames, joints, 2),),
                            **(conversion or {}))
-    result = fit(model, train, config, val=val, spec=spec)
+    result = fit(model, train, config, val=val, spec=spec, augment=augment, predict=predict)
     device = next(model.parameters()).device
-    scores = {"mpjpe_mm": 1000 * evaluate(model, val, _mpjpe, config.batch_size, device),
-              "p_mpjpe_mm": 1000 * evaluate(model, val, p_mpjpe, config.batch_size, device)}
+    scores = {name: 1000 * evaluate(model, val, metric, config.batch_size, device, predict)
+              for name, metric in (("mpjpe_mm", mpjpe), ("p_mpjpe_mm", p_mpjpe))}
     description = (f"{split.description}; {len(train)} training and {len(val)} validation "
                    f"windows of {frames} frames")
     return LifterRun(model, result, scores, description)
@@ -88,9 +102,13 @@ def finetune(model: nn.Module, spec: Spec | None, args: argparse.Namespace,
         progress=not args.no_progress, check=not args.no_check)
     run = finetune_lifter(model, spec, data=args.data, val_subjects=args.val_subjects,
                           frames=args.frames, cameras=args.cameras, noise=args.noise,
-                          load=args.load, conversion=conversion, config=config)
+                          load=args.load, conversion=conversion, config=config,
+                          baseline=args.baseline)
     if int(os.environ.get("RANK", "0")) == 0:
-        save_converted(run.model.cpu(), args.out, factory=args.target)
+        if args.baseline:
+            write_atomic(args.out, lambda f: torch.save(run.model.cpu().state_dict(), f))
+        else:
+            save_converted(run.model.cpu(), args.out, factory=args.target)
         losses = ", ".join(f"{v * 1000:.1f}" for v in run.result.train_loss)
         print(f"Fine-tuned on {run.description}: {run.result.epochs_done} epochs, "
               f"{run.result.steps} steps in {run.result.seconds:.0f} s ({run.result.stopped}); "
@@ -100,10 +118,11 @@ def finetune(model: nn.Module, spec: Spec | None, args: argparse.Namespace,
     return 0
 
 
-def _mpjpe(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    from symmetrize.metrics import mpjpe
+def _flip_average(model: nn.Module, inputs: Any, spec: Spec) -> torch.Tensor:
+    from symmetrize.data.windows import flip_test_average
 
-    return mpjpe(prediction, target)
+    return flip_test_average(model, inputs[0], spec.skeleton, spec.output_skeleton, spec.negate,
+                             spec.output_negate)
 
 
 def _receptive_field(model: nn.Module) -> int:

@@ -100,3 +100,31 @@ def test_cli_finetune_saves_a_model_that_reloads(tmp_path: Path,
     assert "5 steps" in capsys.readouterr().out
     code = main(["finetune", MODELS, "--data", str(tmp_path / "nothing"), "-o", str(out)])
     assert code == 2 and "no such file or folder" in capsys.readouterr().err
+
+
+def test_baseline_trains_the_plain_model_with_flips() -> None:
+    torch.manual_seed(1)
+    model = TemporalModel(filter_widths=(3, 3), channels=68)
+    config = TrainConfig(epochs=2, batch_size=64, progress=False, seed=1)
+    run = finetune_lifter(model, data="synthetic:4", config=config, baseline=True)
+    assert type(run.model.expand_conv) is torch.nn.Conv1d  # not converted
+    assert run.result.train_loss[-1] < run.result.train_loss[0]
+    assert 0 < run.scores["mpjpe_mm"] < 1000
+    with pytest.raises(ValueError, match="cannot start from a converted"):
+        finetune_lifter(model, data="synthetic:1", load="x.pt", baseline=True)
+
+
+def test_batch_flip_mirrors_inputs_and_targets_together() -> None:
+    from symmetrize.data.augment import BatchFlip
+
+    x, y = torch.randn(64, 9, 17, 2), torch.randn(64, 1, 17, 3)
+    out = BatchFlip("h36m", p=1.0)([x, y], torch.Generator().manual_seed(0))
+    assert torch.equal(out[0], flip_pose(x, "h36m")) and torch.equal(out[1], flip_pose(y, "h36m"))
+    assert all(torch.equal(a, b) for a, b in zip(
+        BatchFlip("h36m", p=0.0)([x, y], torch.Generator()), [x, y], strict=True))
+    half = BatchFlip("h36m")
+    a = half([x, y], torch.Generator().manual_seed(3))
+    b = half([x, y], torch.Generator().manual_seed(3))
+    assert torch.equal(a[0], b[0])  # the draws are the generator's
+    flipped = (a[1] != y).flatten(1).any(1)
+    assert torch.equal(flipped, (a[0] != x).flatten(1).any(1)) and 10 < flipped.sum() < 54

@@ -15,9 +15,10 @@ from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from symmetrize import Spec, symmetrize  # noqa: E402
-from symmetrize.train import TrainConfig, fit  # noqa: E402
-from tests.pose_models import TemporalModel  # noqa: E402
+from symmetrize import Spec, symmetrize
+from symmetrize.data.augment import BatchFlip
+from symmetrize.train import TrainConfig, fit
+from tests.pose_models import TemporalModel
 
 KILL_AT = 7  # steps done before the kill: the middle of the second epoch (4 steps per epoch)
 
@@ -55,7 +56,8 @@ def main(mode: str, out: Path) -> None:
     if mode == "ddp":
         config.batch_size = 6  # two replicas: the same global batch of 12
         config.checkpoint = None
-    fit(model, train, config, loss=loss, val=val)
+    # flip augmentation too: its draws must also come back on resume
+    fit(model, train, config, loss=loss, val=val, augment=BatchFlip("h36m"))
     rank = os.environ.get("RANK", "0")
     torch.save(model.state_dict(), out / f"{mode}-{rank}.pt")
 

@@ -30,6 +30,8 @@ from symmetrize.train.schedule import bn_momentum, set_bn_momentum
 __all__ = ["NotEquivariantError", "TrainConfig", "TrainResult", "fit"]
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Augment = Callable[[Sequence[torch.Tensor], torch.Generator], Sequence[torch.Tensor]]
+Predict = Callable[[nn.Module, Sequence[torch.Tensor]], torch.Tensor]
 
 
 class NotEquivariantError(ValueError):
@@ -98,7 +100,8 @@ class TrainResult:
 
 def fit(model: nn.Module, train: Dataset, config: TrainConfig | None = None, *,
         loss: Loss | None = None, val: Dataset | None = None, metric: Loss | None = None,
-        spec: Any = None) -> TrainResult:
+        spec: Any = None, augment: Augment | None = None,
+        predict: Predict | None = None) -> TrainResult:
     """Train ``model`` in place on ``train`` (items ``(input, ..., target)`` of tensors).
 
     Args:
@@ -108,6 +111,11 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig | None = None, *,
         loss: ``loss(prediction, target)``; default MPJPE.
         val: evaluated after every epoch with ``metric`` (default MPJPE), in eval mode.
         spec: the model's Spec for the pre-training check (a converted model's own by default).
+        augment: ``augment(batch, generator) -> batch`` on every training batch (e.g.
+            :class:`~symmetrize.data.augment.BatchFlip`); the generator is seeded from the seed
+            and the step, so a resumed run draws what an uninterrupted one draws.
+        predict: ``predict(model, inputs)`` for validation (e.g. flip test-time averaging);
+            default ``model(*inputs)``.
 
     Returns:
         A :class:`TrainResult`. Under ``torchrun`` every process trains a DistributedDataParallel
@@ -137,10 +145,10 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig | None = None, *,
         result = TrainResult()
         if config.resume and config.checkpoint is not None:
             progress = _resume(config.checkpoint, model, optimizer, scheduler, result) or progress
-        engine = _Engine(model, optimizer, scheduler, config, env, device, loss_fn)
+        engine = _Engine(model, optimizer, scheduler, config, env, device, loss_fn, augment)
         log = MetricLog(config.log if env.is_main else None, resume=config.resume)
         try:
-            _run(engine, train, n, val, metric_fn, progress, result, log, started)
+            _run(engine, train, n, val, (metric_fn, predict), progress, result, log, started)
         finally:
             log.close()
         result.seconds = time.monotonic() - started
@@ -159,6 +167,7 @@ class _Engine:
     env: Distributed
     device: torch.device
     loss_fn: Loss
+    augment: Augment | None = None
 
     def __post_init__(self) -> None:
         self.amp_dtype = _amp_dtype(self.config.amp, self.device)
@@ -175,7 +184,10 @@ class _Engine:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def step(self, batch: Sequence[torch.Tensor]) -> float:
+    def step(self, batch: Sequence[torch.Tensor], step: int) -> float:
+        if self.augment is not None:
+            generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+            batch = self.augment(batch, generator)
         *inputs, target = batch
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
@@ -205,8 +217,9 @@ class _Engine:
                             extra={"config": _plain_config(self.config)})
 
 
-def _run(engine: _Engine, train: Dataset, n: int, val: Dataset | None, metric_fn: Loss,
-         progress: dict[str, Any], result: TrainResult, log: MetricLog, started: float) -> None:
+def _run(engine: _Engine, train: Dataset, n: int, val: Dataset | None,
+         scoring: tuple[Loss, Predict | None], progress: dict[str, Any], result: TrainResult,
+         log: MetricLog, started: float) -> None:
     config, env = engine.config, engine.env
     per_step = config.batch_size * env.world_size
     n_batches = max(n // per_step, 1) if env.enabled else math.ceil(n / config.batch_size)
@@ -220,7 +233,7 @@ def _run(engine: _Engine, train: Dataset, n: int, val: Dataset | None, metric_fn
         for b in range(progress["batch"], n_batches):
             chunk = order[b * per_step:(b + 1) * per_step]
             mine = chunk[env.rank::env.world_size] if env.enabled else chunk
-            value = engine.step(_collate(train, mine, engine.device))
+            value = engine.step(_collate(train, mine, engine.device), progress["step"])
             losses.append(value)
             progress = {"epoch": epoch, "batch": b + 1, "step": progress["step"] + 1}
             result.steps = progress["step"]
@@ -249,7 +262,8 @@ def _run(engine: _Engine, train: Dataset, n: int, val: Dataset | None, metric_fn
         record: dict[str, Any] = {"epoch": epoch + 1, "step": progress["step"], "loss": mean,
                                   "lr": engine.optimizer.param_groups[0]["lr"]}
         if val is not None:
-            score = evaluate(engine.model, val, metric_fn, config.batch_size, engine.device)
+            score = evaluate(engine.model, val, scoring[0], config.batch_size, engine.device,
+                             scoring[1])
             result.val_metric.append(score)
             record["val"] = score
         log.write(record)
@@ -258,9 +272,10 @@ def _run(engine: _Engine, train: Dataset, n: int, val: Dataset | None, metric_fn
 
 
 def evaluate(model: nn.Module, data: Dataset, metric: Loss, batch_size: int,
-             device: torch.device | str = "cpu") -> float:
+             device: torch.device | str = "cpu", predict: Predict | None = None) -> float:
     """The mean of ``metric(prediction, target)`` over ``data`` in eval mode (weighted by batch
-    size); the model's train flag is restored."""
+    size), predictions from ``predict(model, inputs)`` (default ``model(*inputs)``); the
+    model's train flag is restored."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -270,7 +285,7 @@ def evaluate(model: nn.Module, data: Dataset, metric: Loss, batch_size: int,
             for start in range(0, n, batch_size):
                 *inputs, target = _collate(data, torch.arange(start, min(start + batch_size, n)),
                                            torch.device(device))
-                prediction = model(*inputs)
+                prediction = predict(model, inputs) if predict is not None else model(*inputs)
                 total += metric(prediction.float(), target.float()).item() * len(target)
                 count += len(target)
     finally:
