@@ -299,7 +299,8 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
     return dict(action.choices)
 
 
-@pytest.mark.parametrize("command", ["explain", "check", "convert", "skeletons", "demo"])
+@pytest.mark.parametrize("command", ["explain", "check", "convert", "finetune", "skeletons",
+                                     "demo"])
 def test_help_mentions_every_option_and_examples(command: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:

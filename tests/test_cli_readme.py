@@ -83,3 +83,12 @@ def test_conversion_benchmark_smoke_run() -> None:
     cells = row.split()
     ratio, fp32, fp64 = float(cells[4]), float(cells[5]), float(cells[6])
     assert 0.45 < ratio < 0.6 and fp32 < 1e-5 and fp64 < 1e-12, result.stdout
+
+
+def test_training_benchmark_smoke_run() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"),
+                             "--quick", "--channels", "68"],
+                            capture_output=True, text=True, timeout=300, check=True)
+    ratio = re.search(r"chiral/plain: parameters ([0-9.]+), steps/s ([0-9.]+)", result.stdout)
+    assert ratio is not None, result.stdout
+    assert 0.45 < float(ratio.group(1)) < 0.6 and float(ratio.group(2)) > 0

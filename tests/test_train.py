@@ -127,3 +127,10 @@ def test_mixed_precision_on_cuda_keeps_the_model_equivariant() -> None:
     result = fit(model, train, TrainConfig(epochs=1, batch_size=12, progress=False, amp="auto"))
     assert result.steps == 4 and next(model.parameters()).device.type == "cuda"
     assert check(model.cpu(), n_inputs=2, dtypes=(torch.float64,)).passed
+
+
+def test_progress_bar_shows_epoch_loss_and_eta(capsys: pytest.CaptureFixture[str]) -> None:
+    model, train, _ = setup()
+    fit(model, train, TrainConfig(epochs=1, batch_size=12, progress=True))
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "loss=" in err and "<" in err  # tqdm's "elapsed<remaining"
