@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 
 from symmetrize.skeleton import Skeleton
 
-__all__ = ["FlipAugment", "PoseWindows", "flip_pose", "flip_test_average"]
+__all__ = ["FlipAugment", "PairFlip", "PoseWindows", "flip_pose", "flip_test_average"]
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -56,28 +56,46 @@ def flip_pose(x: ArrayT, skeleton: Skeleton | str, negate: Sequence[int] = (0,))
     return arr[..., skel.mirror, :] * sign.astype(arr.dtype, copy=False)
 
 
-class FlipAugment(torch.utils.data.Dataset):
-    """Wrap a dataset of ``(input, target)`` pairs, mirroring both with probability ``p``.
+class PairFlip:
+    """The mirror of an ``(input, target)`` pair: the input flips with ``skeleton``/``negate``,
+    the target with ``output_skeleton``/``output_negate`` (default: the same), each with
+    probability ``p`` when drawn at random."""
 
-    The input is flipped with ``skeleton``/``negate``, the target with ``output_skeleton``/
-    ``output_negate`` (default: the same). Draws come from ``generator`` (a
-    :class:`torch.Generator` or an int seed), so a seeded run is reproducible; each DataLoader
-    worker gets its own copy of the generator.
-    """
-
-    def __init__(self, dataset: torch.utils.data.Dataset, skeleton: Skeleton | str,
-                 output_skeleton: Skeleton | str | None = None, negate: Sequence[int] = (0,),
-                 output_negate: Sequence[int] | None = None, p: float = 0.5,
-                 generator: torch.Generator | int | None = None) -> None:
+    def __init__(self, skeleton: Skeleton | str, output_skeleton: Skeleton | str | None = None,
+                 negate: Sequence[int] = (0,), output_negate: Sequence[int] | None = None,
+                 p: float = 0.5) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be a probability in [0, 1], got {p}")
-        self.dataset = dataset
         self.skeleton = Skeleton.coerce(skeleton)
         self.output_skeleton = (self.skeleton if output_skeleton is None
                                 else Skeleton.coerce(output_skeleton))
         self.negate = tuple(negate)
         self.output_negate = self.negate if output_negate is None else tuple(output_negate)
         self.p = p
+
+    def flip_input(self, x: ArrayT) -> ArrayT:
+        return flip_pose(x, self.skeleton, self.negate)
+
+    def flip_target(self, y: ArrayT) -> ArrayT:
+        return flip_pose(y, self.output_skeleton, self.output_negate)
+
+
+class FlipAugment(PairFlip, torch.utils.data.Dataset):
+    """Wrap a dataset of ``(input, target)`` pairs, mirroring both with probability ``p``.
+
+    The flips are :class:`PairFlip`'s. Draws come from ``generator`` (a
+    :class:`torch.Generator` or an int seed), so a seeded run is reproducible; each DataLoader
+    worker gets its own copy of the generator. (For training with
+    :func:`~symmetrize.train.fit`, :class:`~symmetrize.data.augment.BatchFlip` draws from the
+    trainer's generator instead, so resumed runs are exact.)
+    """
+
+    def __init__(self, dataset: torch.utils.data.Dataset, skeleton: Skeleton | str,
+                 output_skeleton: Skeleton | str | None = None, negate: Sequence[int] = (0,),
+                 output_negate: Sequence[int] | None = None, p: float = 0.5,
+                 generator: torch.Generator | int | None = None) -> None:
+        super().__init__(skeleton, output_skeleton, negate, output_negate, p)
+        self.dataset = dataset
         if isinstance(generator, torch.Generator):
             self.generator = generator
         else:
@@ -91,8 +109,7 @@ class FlipAugment(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         x, y = self.dataset[index]
         if torch.rand((), generator=self.generator).item() < self.p:
-            x = flip_pose(x, self.skeleton, self.negate)
-            y = flip_pose(y, self.output_skeleton, self.output_negate)
+            x, y = self.flip_input(x), self.flip_target(y)
         return x, y
 
 

@@ -163,10 +163,27 @@ def check(model: nn.Module, spec: Spec | None = None, example_inputs: Sequence[A
     generator = torch.Generator().manual_seed(seed)
     draws = [_random_inputs(templates, generator) for _ in range(n_inputs)]
     result = CheckResult(n_inputs=n_inputs, device=str(device))
+    if device.type == "cuda":
+        result.notes.append("TF32 switched off during the check (it rounds x and T x apart)")
     if "train" in modes:
         result.notes.append("train mode: dropout switched off (its masks are not mirror-tied)")
-    failed_mode = None
-    for dtype in wanted:
+    with _no_tf32():
+        _run_cases(model, spec, draws, wanted, modes, tol, device, result)
+        failed = next((c.mode for c in result.cases if not c.passed and c.dtype == "float64"),
+                      None)
+        if localize and failed is not None:
+            with _restored(model):
+                _localize(model, spec, draws, failed, device, result)
+        elif localize and not result.passed:
+            result.notes.append("float64 passes, so the failure is rounding in the lower "
+                                "precision, not a broken symmetry: nothing to localise")
+    return result
+
+
+def _run_cases(model: nn.Module, spec: Spec, draws: list[tuple[Any, ...]],
+               dtypes: Sequence[torch.dtype], modes: Sequence[str],
+               tol: dict[torch.dtype, float], device: torch.device, result: CheckResult) -> None:
+    for dtype in dtypes:
         for mode in modes:
             abs_err, rel_err = 0.0, 0.0
             with _restored(model):  # each case starts from the model's own state
@@ -174,18 +191,19 @@ def check(model: nn.Module, spec: Spec | None = None, example_inputs: Sequence[A
                 for draw in draws:
                     a, r = _error(model, spec, _cast(draw, dtype, device), mode == "train")
                     abs_err, rel_err = _worst(abs_err, a), _worst(rel_err, r)
-                case = CheckCase(mode, _dtype_name(dtype), abs_err, rel_err,
-                                 tol.get(dtype, 1e-5))
-                result.cases.append(case)
-                if not case.passed and dtype == torch.float64 and failed_mode is None:
-                    failed_mode = mode
-    if localize and failed_mode is not None:
-        with _restored(model):
-            _localize(model, spec, draws, failed_mode, device, result)
-    elif localize and not result.passed:
-        result.notes.append("float64 passes, so the failure is rounding in the lower "
-                            "precision, not a broken symmetry: nothing to localise")
-    return result
+            result.cases.append(CheckCase(mode, _dtype_name(dtype), abs_err, rel_err,
+                                          tol.get(dtype, 1e-5)))
+
+
+@contextlib.contextmanager
+def _no_tf32() -> Iterator[None]:
+    """TF32 off for CUDA matmuls and convolutions (restored on exit)."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
 def _localize(model: nn.Module, spec: Spec, draws: list[tuple[Any, ...]], mode: str,

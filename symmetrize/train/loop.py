@@ -143,9 +143,14 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig | None = None, *,
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
         progress = {"epoch": 0, "batch": 0, "step": 0}
         result = TrainResult()
+        saved = None
         if config.resume and config.checkpoint is not None:
-            progress = _resume(config.checkpoint, model, optimizer, scheduler, result) or progress
+            saved = _resume(config.checkpoint, model, optimizer, scheduler, result)
         engine = _Engine(model, optimizer, scheduler, config, env, device, loss_fn, augment)
+        if saved is not None:
+            progress = dict(saved["progress"])
+            if engine.scaler is not None and saved["extra"].get("scaler"):
+                engine.scaler.load_state_dict(saved["extra"]["scaler"])
         log = MetricLog(config.log if env.is_main else None, resume=config.resume)
         try:
             _run(engine, train, n, val, (metric_fn, predict), progress, result, log, started)
@@ -171,7 +176,7 @@ class _Engine:
 
     def __post_init__(self) -> None:
         self.amp_dtype = _amp_dtype(self.config.amp, self.device)
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.scaler = _grad_scaler() if self.amp_dtype == torch.float16 else None
         self.clip = _grad_clip(self.config.grad_clip, self.model)
         self.replica = self.model
         if self.env.enabled:
@@ -214,7 +219,8 @@ class _Engine:
         if self.config.checkpoint is not None and self.env.is_main:
             save_checkpoint(self.config.checkpoint, model=self.model, optimizer=self.optimizer,
                             scheduler=self.scheduler, progress=progress,
-                            extra={"config": _plain_config(self.config)})
+                            extra={"config": _plain_config(self.config),
+                                   "scaler": self.scaler.state_dict() if self.scaler else None})
 
 
 def _run(engine: _Engine, train: Dataset, n: int, val: Dataset | None,
@@ -388,6 +394,8 @@ def _check_first(model: nn.Module, spec: Any, train: Dataset, device: torch.devi
 
 def _resume(path: str, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
             result: TrainResult) -> dict[str, Any] | None:
+    """Load the checkpoint at ``path`` into the model, optimiser, scheduler and the random
+    generators; its content, or ``None`` when there is no checkpoint yet (a fresh start)."""
     if not Path(path).exists():
         return None
     data = load_checkpoint(path)
@@ -396,9 +404,15 @@ def _resume(path: str, model: nn.Module, optimizer: torch.optim.Optimizer, sched
     if data.get("scheduler") is not None:
         scheduler.load_state_dict(data["scheduler"])
     set_rng_state(data["rng"])
-    progress = dict(data["progress"])
-    result.steps, result.epochs_done = progress["step"], progress["epoch"]
-    return progress
+    result.steps, result.epochs_done = data["progress"]["step"], data["progress"]["epoch"]
+    return data
+
+
+def _grad_scaler() -> Any:
+    """fp16's gradient scaler (``torch.amp`` from PyTorch 2.3, ``torch.cuda.amp`` before)."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()  # pragma: no cover - PyTorch < 2.3
 
 
 def _plain_config(config: TrainConfig) -> dict[str, Any]:
