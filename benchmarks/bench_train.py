@@ -35,16 +35,17 @@ def main() -> None:
     args = parser.parse_args()
     data, epochs = ("synthetic:2", 1) if args.quick else (args.data, args.epochs)
     rows = []
-    for name, baseline in (("plain (flip aug + flip TTA)", True), ("chiral", False)):
+    for name, variant in (("plain (flip aug + flip TTA)", "plain+flip"), ("chiral", "chiral")):
         torch.manual_seed(0)
         model = TemporalModel(filter_widths=(3, 3, 3), channels=args.channels)
         config = TrainConfig(epochs=epochs, batch_size=128, progress=False, device=args.device)
         start = time.perf_counter()
-        run = finetune_lifter(model, data=data, config=config, baseline=baseline)
+        run = finetune_lifter(model, data=data, config=config, variant=variant)
         seconds = time.perf_counter() - start
         params = sum(p.numel() for p in run.model.parameters())
+        tta = "_tta" if variant != "chiral" else ""
         rows.append((name, params, run.result.steps / run.result.seconds, seconds,
-                     run.scores["mpjpe_mm"], run.scores["p_mpjpe_mm"]))
+                     run.scores[f"mpjpe{tta}_mm"], run.scores[f"p_mpjpe{tta}_mm"]))
     print("| model | parameters | steps/s | wall s | val MPJPE mm | val P-MPJPE mm |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, params, rate, seconds, m, p in rows:

@@ -172,10 +172,12 @@ def _build_parser() -> argparse.ArgumentParser:
     add_training_args(finetune)
     finetune.add_argument("--load", metavar="FILE",
                           help="start from a converted model saved by 'symmetrize convert'")
-    finetune.add_argument("--baseline", action="store_true",
-                          help="train the plain model as VideoPose3D does instead (flip "
-                               "augmentation, flip test-time averaging; saves a plain state "
-                               "dict), for comparison")
+    finetune.add_argument("--variant", choices=("chiral", "plain", "plain+flip"),
+                          default="chiral",
+                          help="chiral (convert; default), or train the plain model as it is "
+                               "(plain) or as VideoPose3D does (plain+flip: flip augmentation); "
+                               "plain variants also report flip test-time averaging and save a "
+                               "plain state dict")
     finetune.add_argument("-o", "--out", metavar="FILE", required=True,
                           help="where to save the fine-tuned converted model (atomically)")
     return parser

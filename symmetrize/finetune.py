@@ -17,12 +17,17 @@ from symmetrize.atomic import write_atomic
 from symmetrize.spec import Spec
 from symmetrize.train import TrainConfig, TrainResult, evaluate, fit
 
-__all__ = ["LifterRun", "finetune", "finetune_lifter"]
+__all__ = ["VARIANTS", "LifterRun", "finetune", "finetune_lifter"]
+
+#: how :func:`finetune_lifter` trains: converted, plain, plain with VideoPose3D's flip augmentation
+VARIANTS = ("chiral", "plain", "plain+flip")
 
 
 @dataclass
 class LifterRun:
-    """A fine-tuned lifter, its training record and its validation scores (millimetres)."""
+    """A fine-tuned lifter, its training record and its validation scores (millimetres):
+    ``mpjpe_mm`` and ``p_mpjpe_mm``, and for plain variants also ``mpjpe_tta_mm`` and
+    ``p_mpjpe_tta_mm`` (with flip test-time averaging)."""
 
     model: nn.Module
     result: TrainResult
@@ -34,24 +39,27 @@ def finetune_lifter(model: nn.Module, spec: Spec | None = None, *, data: str = "
                     val_subjects: list[str] | None = None, frames: int | None = None,
                     cameras: int = 2, noise: float = 0.0, load: str | None = None,
                     conversion: dict[str, Any] | None = None,
-                    config: TrainConfig | None = None, baseline: bool = False) -> LifterRun:
+                    config: TrainConfig | None = None, variant: str = "chiral") -> LifterRun:
     """Convert ``model`` (or reload the converted model saved in ``load``) and train it to lift
     normalised 2D keypoints ``(N, frames, J, 2)`` to root-relative camera-frame 3D poses.
 
     ``spec`` defaults to ``Spec.preset("h36m")``; ``data`` is read by
     :func:`~symmetrize.data.sources.load_motion_split`; ``frames`` defaults to the model's
-    ``receptive_field()``. ``baseline=True`` trains the plain model the way VideoPose3D does
-    instead (no conversion, no check, flip augmentation, flip test-time averaging), for
-    comparison. Returns the model with validation MPJPE and P-MPJPE in millimetres.
+    ``receptive_field()``. ``variant`` (:data:`VARIANTS`): ``"chiral"`` converts; ``"plain"``
+    trains the model as it is (no check); ``"plain+flip"`` as VideoPose3D does, with flip
+    augmentation. Returns the model with validation MPJPE and P-MPJPE in millimetres (plain
+    variants also with flip test-time averaging).
     """
     from symmetrize.data.lifting import lifting_pairs
     from symmetrize.data.sources import load_motion_split
     from symmetrize.data.windows import PoseWindows
     from symmetrize.metrics import mpjpe, p_mpjpe
 
-    if baseline and load is not None:
-        raise ValueError("baseline=True trains the plain model: it cannot start from a converted "
-                         "one (drop load / --load)")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    if variant != "chiral" and load is not None:
+        raise ValueError(f"variant {variant!r} trains the plain model: it cannot start from a "
+                         "converted one (drop load / --load)")
     config = config or TrainConfig()
     frames = frames or _receptive_field(model)
     split = load_motion_split(data, val_subjects, config.seed)
@@ -66,22 +74,28 @@ def finetune_lifter(model: nn.Module, spec: Spec | None = None, *, data: str = "
                         skeleton=spec.skeleton, output_skeleton=spec.output_skeleton)
     val = PoseWindows(lifting_pairs(split.val, 1, config.seed + 1), frames,
                       skeleton=spec.skeleton, output_skeleton=spec.output_skeleton)
-    augment, predict = None, None
-    if baseline:
-        from symmetrize.data.augment import BatchFlip
-
+    augment, tta = None, partial(_flip_average, spec=spec)
+    if variant != "chiral":
         config = replace(config, check=False)
-        augment = BatchFlip(spec.skeleton, spec.output_skeleton, spec.negate, spec.output_negate)
-        predict = partial(_flip_average, spec=spec)
+        if variant == "plain+flip":
+            from symmetrize.data.augment import BatchFlip
+
+            augment = BatchFlip(spec.skeleton, spec.output_skeleton, spec.negate,
+                                spec.output_negate)
     elif load is None:
         from symmetrize.passes.convert import symmetrize
 
         model = symmetrize(model, spec, (torch.zeros(2, frames, joints, 2),),
                            **(conversion or {}))
-    result = fit(model, train, config, val=val, spec=spec, augment=augment, predict=predict)
+    result = fit(model, train, config, val=val, spec=spec, augment=augment)
     device = next(model.parameters()).device
-    scores = {name: 1000 * evaluate(model, val, metric, config.batch_size, device, predict)
-              for name, metric in (("mpjpe_mm", mpjpe), ("p_mpjpe_mm", p_mpjpe))}
+    scores = {}
+    for suffix, predict in (("", None), ("_tta", tta if variant != "chiral" else None)):
+        if suffix and predict is None:
+            continue
+        for name, metric in (("mpjpe", mpjpe), ("p_mpjpe", p_mpjpe)):
+            value = evaluate(model, val, metric, config.batch_size, device, predict)
+            scores[f"{name}{suffix}_mm"] = 1000 * value
     description = (f"{split.description}; {len(train)} training and {len(val)} validation "
                    f"windows of {frames} frames")
     return LifterRun(model, result, scores, description)
@@ -103,9 +117,9 @@ def finetune(model: nn.Module, spec: Spec | None, args: argparse.Namespace,
     run = finetune_lifter(model, spec, data=args.data, val_subjects=args.val_subjects,
                           frames=args.frames, cameras=args.cameras, noise=args.noise,
                           load=args.load, conversion=conversion, config=config,
-                          baseline=args.baseline)
+                          variant=args.variant)
     if int(os.environ.get("RANK", "0")) == 0:
-        if args.baseline:
+        if args.variant != "chiral":
             write_atomic(args.out, lambda f: torch.save(run.model.cpu().state_dict(), f))
         else:
             save_converted(run.model.cpu(), args.out, factory=args.target)
@@ -113,8 +127,10 @@ def finetune(model: nn.Module, spec: Spec | None, args: argparse.Namespace,
         print(f"Fine-tuned on {run.description}: {run.result.epochs_done} epochs, "
               f"{run.result.steps} steps in {run.result.seconds:.0f} s ({run.result.stopped}); "
               f"training MPJPE per epoch (mm): {losses or '-'}; validation MPJPE "
-              f"{run.scores['mpjpe_mm']:.1f} mm, P-MPJPE {run.scores['p_mpjpe_mm']:.1f} mm. "
-              f"Saved to {args.out}.")
+              f"{run.scores['mpjpe_mm']:.1f} mm, P-MPJPE {run.scores['p_mpjpe_mm']:.1f} mm"
+              + (f" (with flip test-time averaging {run.scores['mpjpe_tta_mm']:.1f} mm)"
+                 if "mpjpe_tta_mm" in run.scores else "")
+              + f". Saved to {args.out}.")
     return 0
 
 

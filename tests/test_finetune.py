@@ -106,12 +106,14 @@ def test_baseline_trains_the_plain_model_with_flips() -> None:
     torch.manual_seed(1)
     model = TemporalModel(filter_widths=(3, 3), channels=68)
     config = TrainConfig(epochs=2, batch_size=64, progress=False, seed=1)
-    run = finetune_lifter(model, data="synthetic:4", config=config, baseline=True)
+    run = finetune_lifter(model, data="synthetic:4", config=config, variant="plain+flip")
     assert type(run.model.expand_conv) is torch.nn.Conv1d  # not converted
     assert run.result.train_loss[-1] < run.result.train_loss[0]
-    assert 0 < run.scores["mpjpe_mm"] < 1000
+    assert 0 < run.scores["mpjpe_mm"] < 1000 and 0 < run.scores["mpjpe_tta_mm"] < 1000
     with pytest.raises(ValueError, match="cannot start from a converted"):
-        finetune_lifter(model, data="synthetic:1", load="x.pt", baseline=True)
+        finetune_lifter(model, data="synthetic:1", load="x.pt", variant="plain")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        finetune_lifter(model, data="synthetic:1", variant="mirror")
 
 
 def test_batch_flip_mirrors_inputs_and_targets_together() -> None:
