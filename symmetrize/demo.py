@@ -1,156 +1,149 @@
-"""``symmetrize demo``: an end-to-end run of the chiral layers on a pose-lifting toy problem.
+"""``symmetrize demo``: the toolkit end to end on a fresh machine, in a few minutes on a CPU.
 
-Builds a small VideoPose3D-style temporal convnet from chiral layers (2D H36M keypoints in, 3D out),
-measures its equivariance in float64, compares its parameter count with the plain network of the
-same widths, and trains both for a few steps on procedural motion (walking, running, jumping,
-boxing) filmed by random virtual cameras.
+Builds an ordinary VideoPose3D-style temporal lifter (27-frame receptive field), converts it with
+:func:`~symmetrize.symmetrize`, prints the conversion report and the equivariance check, then
+fine-tunes the plain and the chiral model for the same number of epochs on procedural motion
+(walking, running, jumping, boxing) filmed by random virtual cameras, or on a folder of BVH takes,
+and prints parameters, validation MPJPE (plain, plain with flip test-time averaging, chiral) and
+inference time of each.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from symmetrize.nn import ChiralActivation, ChiralBatchNorm1d, ChiralConv1d
-from symmetrize.rep import Rep
-from symmetrize.skeleton import Skeleton
+from symmetrize.spec import Spec
 
-__all__ = ["TemporalLifter", "procedural_poses", "run_demo"]
+__all__ = ["VideoPose3DLike", "run_demo"]
 
 
-class TemporalLifter(nn.Module):
-    """A VideoPose3D-style dilated temporal convnet, chiral or plain.
+class VideoPose3DLike(nn.Module):
+    """A plain temporal convnet lifter in VideoPose3D's style: 2D keypoints ``(N, T, J, 2)`` to
+    3D joints ``(N, T - receptive_field + 1, J, 3)``; dilated Conv1d blocks with BatchNorm, ReLU,
+    dropout and residual connections."""
 
-    Input ``(N, T, J, 2)``; output ``(N, T - receptive_field + 1, J, 3)``.
-    """
-
-    def __init__(self, skeleton: Skeleton, dims_per_joint: int = 12, negated_per_joint: int = 4,
-                 blocks: int = 2, chiral: bool = True) -> None:
+    def __init__(self, joints: int = 17, filter_widths: tuple[int, ...] = (3, 3, 3),
+                 channels: int = 256, dropout: float = 0.25) -> None:
         super().__init__()
-        self.joints = len(skeleton)
-        rep_in = Rep.pose(skeleton, 2, negate=(0,))
-        rep_out = Rep.pose(skeleton, 3, negate=(0,))
-        rep_h = Rep.skeleton_hidden(skeleton, dims_per_joint, negated_per_joint)
-        width = rep_h.size
-
-        def conv(ri: Rep, ro: Rep, k: int, dilation: int = 1) -> nn.Module:
-            if chiral:
-                return ChiralConv1d(ri, ro, k, dilation=dilation, bias=False)
-            return nn.Conv1d(ri.size, ro.size, k, dilation=dilation, bias=False)
-
-        def norm() -> nn.Module:
-            return ChiralBatchNorm1d(rep_h) if chiral else nn.BatchNorm1d(width)
-
-        def act() -> nn.Module:
-            return ChiralActivation(rep_h) if chiral else nn.ReLU()
-
-        self.expand = nn.Sequential(conv(rep_in, rep_h, 3), norm(), act())
-        self.blocks = nn.ModuleList()
+        self.joints = joints
         self.pads = []
-        for b in range(blocks):
-            dilation = 3 ** (b + 1)
-            self.blocks.append(nn.Sequential(conv(rep_h, rep_h, 3, dilation), norm(), act(),
-                                             conv(rep_h, rep_h, 1), norm(), act()))
-            self.pads.append(dilation)
-        self.shrink = (ChiralConv1d(rep_h, rep_out, 1) if chiral
-                       else nn.Conv1d(width, rep_out.size, 1))
-        self.receptive_field = 3 + sum(2 * d for d in self.pads)
+        self.expand = nn.Conv1d(joints * 2, channels, filter_widths[0], bias=False)
+        self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
+        self.relu, self.drop = nn.ReLU(inplace=True), nn.Dropout(dropout)
+        convs, bns = [], []
+        dilation = filter_widths[0]
+        for width in filter_widths[1:]:
+            self.pads.append((width - 1) * dilation // 2)
+            convs += [nn.Conv1d(channels, channels, width, dilation=dilation, bias=False),
+                      nn.Conv1d(channels, channels, 1, bias=False)]
+            bns += [nn.BatchNorm1d(channels, momentum=0.1), nn.BatchNorm1d(channels, momentum=0.1)]
+            dilation *= width
+        self.convs, self.bns = nn.ModuleList(convs), nn.ModuleList(bns)
+        self.shrink = nn.Conv1d(channels, joints * 3, 1)
+
+    def receptive_field(self) -> int:
+        return 1 + 2 * sum(self.pads) + 2 * ((self.expand.kernel_size[0] - 1) // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t = x.shape[:2]
-        h = self.expand(x.reshape(n, t, -1).permute(0, 2, 1))
-        for pad, block in zip(self.pads, self.blocks, strict=True):
-            h = h[:, :, pad:h.shape[2] - pad] + block(h)
-        out = self.shrink(h)
-        return out.permute(0, 2, 1).reshape(n, out.shape[2], self.joints, 3)
+        x = x.reshape(n, t, -1).permute(0, 2, 1)
+        x = self.drop(self.relu(self.expand_bn(self.expand(x))))
+        for i, pad in enumerate(self.pads):
+            res = x[:, :, pad: x.shape[2] - pad]
+            x = self.drop(self.relu(self.bns[2 * i](self.convs[2 * i](x))))
+            x = res + self.drop(self.relu(self.bns[2 * i + 1](self.convs[2 * i + 1](x))))
+        x = self.shrink(x).permute(0, 2, 1)
+        return x.reshape(n, -1, self.joints, 3)
 
 
-def procedural_poses(batch: int, frames: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Procedural walking, running, jumping and boxing filmed by random virtual cameras:
-    normalised 2D keypoints ``(batch, frames, 17, 2)`` and root-relative 3D joints in the camera
-    frame ``(batch, frames, 17, 3)``, in metres."""
-    from symmetrize.data.lifting import lifting_pairs
-    from symmetrize.data.synthetic import generate_dataset
-
-    clips = generate_dataset(batch, frames=frames, rng=seed, in_place=True)
-    pairs = lifting_pairs(clips, cameras_per_sequence=1, rng=seed)
-    return (torch.from_numpy(np.stack([p[0] for p in pairs])),
-            torch.from_numpy(np.stack([p[1] for p in pairs])))
-
-
-def mirror_pose(x: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
-    """Swap left/right joints (axis -2) and negate the horizontal coordinate (index 0)."""
-    out = x[..., torch.tensor(skeleton.mirror), :].clone()
-    out[..., 0] = -out[..., 0]
-    return out
-
-
-@dataclass
-class _Result:
-    name: str
-    params: int
-    loss_start: float
-    loss_end: float
-    seconds: float
-
-
-def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> tuple[float, float]:
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3, betas=(0.9, 0.999))
-    rf = model.receptive_field  # type: ignore[attr-defined]
-    target = y[:, rf // 2: y.shape[1] - rf // 2]
-    losses = []
-    model.train()
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = (model(x) - target).norm(dim=-1).mean()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses[0], losses[-1]
-
-
-def run_demo(quick: bool = False, seed: int = 0) -> dict[str, float]:
+def run_demo(quick: bool = False, seed: int = 0, data: str | None = None,
+             epochs: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the demo, print what it measures, and return the figures."""
+    from symmetrize.finetune import finetune_lifter
+    from symmetrize.passes.check import check
+    from symmetrize.passes.convert import symmetrize
+    from symmetrize.train import TrainConfig
+
     torch.manual_seed(seed)
-    skeleton = Skeleton.preset("h36m")
-    chiral = TemporalLifter(skeleton, chiral=True)
-    plain = TemporalLifter(skeleton, chiral=False)
-    rf = chiral.receptive_field
-    print(f"symmetrize demo: a {rf}-frame temporal lifter on the {skeleton!r} skeleton")
-    print(f"  input Rep  {Rep.pose(skeleton, 2)}   output Rep {Rep.pose(skeleton, 3)}")
+    spec = Spec.preset("h36m")
+    channels = 64 if quick else 256
+    model = VideoPose3DLike(channels=channels)
+    frames = model.receptive_field()
+    print(f"symmetrize demo: a {frames}-frame VideoPose3D-style lifter, {channels} channels, "
+          f"on the Human3.6M skeleton\n")
+    chiral = symmetrize(model, spec, (torch.zeros(8, frames, 17, 2),))  # batch 8: train-mode
+    # BatchNorm statistics of 2 samples would amplify float32 rounding in the check
+    print(chiral.symmetrize_report, "\n")
+    result = check(chiral, n_inputs=2)
+    print(result, "\n")
 
-    x, y = procedural_poses(16 if quick else 64, rf + 8, seed)
-    check = chiral.double().eval()
-    x64 = x.double()
-    with torch.no_grad():
-        err_eval = (check(mirror_pose(x64, skeleton)) - mirror_pose(check(x64), skeleton)).abs().max()
-        check.train()
-        err_train = (check(mirror_pose(x64, skeleton))
-                     - mirror_pose(check(x64), skeleton)).abs().max()
-    chiral.float()
-    print(f"  equivariance |f(Tx) - T f(x)| in float64: eval {err_eval:.2e}, train {err_train:.2e}")
-
-    steps = 15 if quick else 150
-    results = []
-    for model in (plain, chiral):  # one-time set-up costs (optimizer, autograd) must not land
-        _train(copy.deepcopy(model), x, y, 1)  # on whichever model is timed first
-    for name, model in (("plain", plain), ("chiral", chiral)):
+    source = data or ("synthetic:3" if quick else "synthetic:12")
+    config = TrainConfig(epochs=epochs or (1 if quick else 4), batch_size=128, seed=seed,
+                         progress=progress)
+    runs = {}
+    for variant in ("plain", "chiral"):
+        torch.manual_seed(seed)
         start = time.perf_counter()
-        first, last = _train(model, x, y, steps)
-        results.append(_Result(name, sum(p.numel() for p in model.parameters()), first, last,
-                               time.perf_counter() - start))
-    print(f"\n  {'model':<8}{'parameters':>12}{'loss start':>12}{'loss end':>10}{'train s':>9}")
-    for r in results:
-        print(f"  {r.name:<8}{r.params:>12,}{r.loss_start:>12.4f}{r.loss_end:>10.4f}"
-              f"{r.seconds:>9.2f}")
-    ratio = results[1].params / results[0].params
-    print(f"\n  chiral/plain parameters: {ratio:.3f}; {steps} Adam steps each (mean per-joint "
-          "error in metres)")
-    return {"equivariance_eval": err_eval.item(), "equivariance_train": err_train.item(),
-            "param_ratio": ratio, "chiral_loss_start": results[1].loss_start,
-            "chiral_loss_end": results[1].loss_end}
+        runs[variant] = finetune_lifter(copy.deepcopy(model), spec, data=source, config=config,
+                                        variant=variant)
+        runs[variant].scores["train_s"] = time.perf_counter() - start
+        print(f"  {variant}: {runs[variant].description}")
+    figures = _table(runs, frames, spec)
+    figures.update(equivariance_fp64=result.case("eval", torch.float64).max_abs,
+                   equivariance_train_fp64=result.case("train", torch.float64).max_abs,
+                   check_passed=result.passed)
+    return figures
+
+
+def _table(runs: dict[str, Any], frames: int, spec: Spec) -> dict[str, Any]:
+    """Print parameters, validation MPJPE and inference time of plain, plain + flip TTA and
+    chiral; return them."""
+    from symmetrize.data.windows import flip_test_average
+    from symmetrize.export import export_plain
+
+    plain, chiral = runs["plain"], runs["chiral"]
+    exported = export_plain(chiral.model.cpu())  # plain modules holding the equivariant weights
+    x = torch.randn(256, frames, 17, 2)
+
+    def tta(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return flip_test_average(m, x, spec.skeleton)
+
+    rows = [("plain", plain.model, plain.scores["mpjpe_mm"], plain.scores["p_mpjpe_mm"],
+             _timed(plain.model, x)),
+            ("plain + flip TTA", plain.model, plain.scores["mpjpe_tta_mm"],
+             plain.scores["p_mpjpe_tta_mm"], _timed(plain.model, x, tta)),
+            ("chiral", chiral.model, chiral.scores["mpjpe_mm"], chiral.scores["p_mpjpe_mm"],
+             _timed(chiral.model, x)),
+            ("chiral, exported", exported, chiral.scores["mpjpe_mm"], chiral.scores["p_mpjpe_mm"],
+             _timed(exported, x))]
+    print(f"\n  {'model':<18}{'parameters':>12}{'MPJPE mm':>10}{'P-MPJPE mm':>12}"
+          f"{'infer ms':>10}")
+    for name, model, mpjpe, p_mpjpe, ms in rows:
+        params = sum(p.numel() for p in model.parameters())
+        print(f"  {name:<18}{params:>12,}{mpjpe:>10.1f}{p_mpjpe:>12.1f}{ms:>10.1f}")
+    print(f"\n  validation on held-out clips after {plain.result.epochs_done} epochs each; "
+          "inference: a batch of 256 windows, eval mode, CPU; 'exported' is the chiral model "
+          "as plain modules (symmetrize.export.export_plain), the same outputs")
+    return {name: {"parameters": sum(p.numel() for p in model.parameters()), "mpjpe_mm": mpjpe,
+                   "p_mpjpe_mm": p_mpjpe, "inference_ms": ms}
+            for name, model, mpjpe, p_mpjpe, ms in rows}
+
+
+def _timed(model: nn.Module, x: torch.Tensor,
+           predict: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> float:
+    """Median milliseconds of one eval-mode prediction on ``x`` (5 runs after a warm-up)."""
+    model = model.cpu().eval()
+    times = []
+    with torch.no_grad():
+        for i in range(6):
+            start = time.perf_counter()
+            model(x) if predict is None else predict(model, x)
+            if i:
+                times.append(1000 * (time.perf_counter() - start))
+    return sorted(times)[len(times) // 2]

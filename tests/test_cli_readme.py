@@ -15,14 +15,18 @@ from symmetrize.demo import run_demo
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_demo_quick_is_equivariant_and_learns(capsys: pytest.CaptureFixture[str]) -> None:
-    figures = run_demo(quick=True)
+def test_demo_quick_converts_checks_and_compares(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = run_demo(quick=True, progress=False)
     out = capsys.readouterr().out
-    assert "equivariance" in out and "chiral/plain parameters" in out
-    assert figures["equivariance_eval"] < 1e-10
-    assert figures["equivariance_train"] < 1e-10
-    assert 0.4 < figures["param_ratio"] < 0.7
-    assert figures["chiral_loss_end"] < figures["chiral_loss_start"]
+    assert "symmetrize report: VideoPose3DLike" in out and "equivariance check" in out
+    assert "plain + flip TTA" in out and "chiral, exported" in out
+    assert figures["check_passed"] and figures["equivariance_fp64"] < 1e-10
+    assert figures["equivariance_train_fp64"] < 1e-10
+    plain, chiral = figures["plain"], figures["chiral"]
+    assert 0.4 < chiral["parameters"] / plain["parameters"] < 0.6
+    assert figures["chiral, exported"]["mpjpe_mm"] == chiral["mpjpe_mm"]
+    for row in (plain, chiral, figures["plain + flip TTA"]):
+        assert 0 < row["mpjpe_mm"] < 2000 and row["inference_ms"] > 0
 
 
 def test_cli_skeletons_lists_presets(capsys: pytest.CaptureFixture[str]) -> None:

@@ -378,7 +378,7 @@ def _grad_clip(value: float | str | None, model: nn.Module) -> float | None:
 def _check_first(model: nn.Module, spec: Any, train: Dataset, device: torch.device) -> None:
     from symmetrize.passes.check import check
 
-    *inputs, _ = _collate(train, torch.arange(min(2, len(train))), device)  # type: ignore[arg-type]
+    *inputs, _ = _collate(train, torch.arange(min(8, len(train))), device)  # type: ignore[arg-type]
     try:
         result = check(model, spec, tuple(inputs), n_inputs=2, dtypes=(torch.float64,))
     except ValueError as err:
