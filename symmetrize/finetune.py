@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from symmetrize.atomic import write_atomic
+from symmetrize.data.sources import MotionSplit, load_motion_split
 from symmetrize.spec import Spec
 from symmetrize.train import TrainConfig, TrainResult, evaluate, fit
 
@@ -35,23 +36,26 @@ class LifterRun:
     description: str
 
 
-def finetune_lifter(model: nn.Module, spec: Spec | None = None, *, data: str = "synthetic",
+def finetune_lifter(model: nn.Module, spec: Spec | None = None, *,
+                    data: str | MotionSplit = "synthetic",
                     val_subjects: list[str] | None = None, frames: int | None = None,
-                    cameras: int = 2, noise: float = 0.0, load: str | None = None,
+                    cameras: int = 2, noise: float = 0.0, downsample: int | None = None,
+                    load: str | None = None,
                     conversion: dict[str, Any] | None = None,
                     config: TrainConfig | None = None, variant: str = "chiral") -> LifterRun:
     """Convert ``model`` (or reload the converted model saved in ``load``) and train it to lift
     normalised 2D keypoints ``(N, frames, J, 2)`` to root-relative camera-frame 3D poses.
 
     ``spec`` defaults to ``Spec.preset("h36m")``; ``data`` is read by
-    :func:`~symmetrize.data.sources.load_motion_split`; ``frames`` defaults to the model's
-    ``receptive_field()``. ``variant`` (:data:`VARIANTS`): ``"chiral"`` converts; ``"plain"``
+    :func:`~symmetrize.data.sources.load_motion_split` (or given already loaded, a
+    :class:`~symmetrize.data.sources.MotionSplit`, to train several variants on it); ``frames`` defaults to the model's
+    ``receptive_field()``; ``downsample`` keeps every n-th frame of real motion (default 2 for
+    120 fps BVH). ``variant`` (:data:`VARIANTS`): ``"chiral"`` converts; ``"plain"``
     trains the model as it is (no check); ``"plain+flip"`` as VideoPose3D does, with flip
     augmentation. Returns the model with validation MPJPE and P-MPJPE in millimetres (plain
     variants also with flip test-time averaging).
     """
     from symmetrize.data.lifting import lifting_pairs
-    from symmetrize.data.sources import load_motion_split
     from symmetrize.data.windows import PoseWindows
     from symmetrize.metrics import mpjpe, p_mpjpe
 
@@ -62,7 +66,8 @@ def finetune_lifter(model: nn.Module, spec: Spec | None = None, *, data: str = "
                          "converted one (drop load / --load)")
     config = config or TrainConfig()
     frames = frames or _receptive_field(model)
-    split = load_motion_split(data, val_subjects, config.seed)
+    split = data if isinstance(data, MotionSplit) else load_motion_split(
+        data, val_subjects, config.seed, downsample)
     if load is not None:
         from symmetrize.io import load_converted
 
