@@ -85,7 +85,7 @@ def _encode_hidden(hidden: Any) -> Any:
     if isinstance(hidden, str):
         return hidden
     if isinstance(hidden, Rep):
-        return _encode_rep(hidden)
+        return hidden.to_dict()
     if isinstance(hidden, Mapping):
         return {str(path): _encode_hidden_entry(path, value) for path, value in hidden.items()}
     if callable(hidden):
@@ -99,17 +99,13 @@ def _encode_hidden(hidden: Any) -> Any:
 
 def _encode_hidden_entry(path: Any, value: Any) -> Any:
     if isinstance(value, Rep):
-        return _encode_rep(value)
+        return value.to_dict()
     if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return value
     what = f"a callable ({getattr(value, '__qualname__', type(value).__name__)})" \
         if callable(value) else f"{value!r}"
     raise ValueError(f"cannot save the conversion options: hidden[{path!r}] is {what}, which "
                      f"cannot be stored as data. Fix: {_HIDDEN_FIX}")
-
-
-def _encode_rep(rep: Rep) -> dict[str, list[int]]:
-    return {"perm": [int(i) for i in rep.perm], "sign": [int(s) for s in rep.sign]}
 
 
 def _encode_inputs(inputs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -303,9 +299,9 @@ def _decode_options(options: Any) -> dict[str, Any]:
 
 def _decode_hidden(hidden: Any) -> Any:
     if _is_rep(hidden):
-        return Rep(hidden["perm"], hidden["sign"])
+        return Rep.from_dict(hidden)
     if isinstance(hidden, Mapping):
-        return {path: Rep(v["perm"], v["sign"]) if _is_rep(v) else v
+        return {path: Rep.from_dict(v) if _is_rep(v) else v
                 for path, v in hidden.items()}
     return hidden
 

@@ -282,6 +282,15 @@ class Rep:
         return (f"Rep({self.size}: {self.n_pairs} swapped pairs, {self.n_fixed} fixed; "
                 f"{self.n_negated} negated)")
 
+    def to_dict(self) -> dict[str, list[int]]:
+        """Plain JSON-able data, ``{"perm": [...], "sign": [...]}``; :meth:`from_dict` reads it."""
+        return {"perm": [int(i) for i in self._perm], "sign": [int(s) for s in self._sign]}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Rep:
+        """The Rep :meth:`to_dict` wrote (validated like the constructor)."""
+        return cls(data["perm"], data["sign"])
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (Rep, (self._perm.tolist(), self._sign.tolist()))
 

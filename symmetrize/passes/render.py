@@ -199,7 +199,7 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
         number = float(value)
         return number if math.isfinite(number) else None
     if isinstance(value, Rep):
-        return {"perm": [int(p) for p in value.perm], "sign": [int(s) for s in value.sign]}
+        return value.to_dict()
     if isinstance(value, Mapping):
         return {str(k): jsonable(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
