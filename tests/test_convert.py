@@ -185,12 +185,12 @@ def test_functional_relu_with_regular_policy_is_kept() -> None:
 
 
 class WithUnknownLayer(nn.Module):
-    """A layer with no rule (LayerNorm over joints and coordinates) between two Linears."""
+    """A layer with no rule (GroupNorm over joints and coordinates) between two Linears."""
 
     def __init__(self) -> None:
         super().__init__()
         self.a = nn.Linear(34, 68)
-        self.norm = nn.LayerNorm(68)
+        self.norm = nn.GroupNorm(4, 68)
         self.b = nn.Linear(68, 34)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -199,7 +199,7 @@ class WithUnknownLayer(nn.Module):
 
 def test_unknown_module_names_its_path_and_the_fixes() -> None:
     spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
-    with pytest.raises(ConversionError, match=r"no rule for module 'norm' of type LayerNorm.*"
+    with pytest.raises(ConversionError, match=r"no rule for module 'norm' of type GroupNorm.*"
                                               r"average=\['norm'\]"):
         symmetrize(WithUnknownLayer(), spec, (torch.randn(2, 34),))
 
@@ -211,10 +211,10 @@ def test_average_makes_an_unknown_module_equivariant() -> None:
     chiral = symmetrize(model, spec, (torch.randn(2, 34),), average=["norm"])
     row = chiral.symmetrize_report.row("norm")
     assert row.action == "averaged" and row.detail.startswith("averaged with its mirror")
-    assert isinstance(chiral.norm.module, nn.LayerNorm)
+    assert isinstance(chiral.norm.module, nn.GroupNorm)
     for train in (False, True):
         assert equivariance_error(chiral, spec, torch.randn(6, 34), train) < 1e-10
-    # the wrapper computes (f(x) + T f(T x)) / 2 with the LayerNorm's own parameters
+    # the wrapper computes (f(x) + T f(T x)) / 2 with the GroupNorm's own parameters
     assert chiral.norm.module.weight is dict(chiral.named_parameters())["norm.module.weight"]
     with pytest.raises(ConversionError, match="no module named 'nrom'.*did you mean 'norm'"):
         symmetrize(model, spec, (torch.randn(2, 34),), average=["nrom"])

@@ -29,12 +29,17 @@ _DROPOUT = frozenset({F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_
 
 
 class _NoDropout(TorchFunctionMode):
-    """Dropout (module or functional) returns its input: its masks are not mirror-tied."""
+    """Dropout (module or functional, and attention dropout) is off: its masks are not
+    mirror-tied."""
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         if func in _DROPOUT:
             return args[0] if args else (kwargs or {})["input"]
+        if func is F.scaled_dot_product_attention:  # attention dropout
+            named = dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
+                             args[3:]))
+            kwargs, args = {**named, **(kwargs or {}), "dropout_p": 0.0}, args[:3]
         return func(*args, **(kwargs or {}))
 
 
@@ -364,11 +369,9 @@ def _cast(xs: tuple[Any, ...], dtype: torch.dtype, device: torch.device | None
 def _leaf_types(model: nn.Module) -> tuple[type, ...]:
     """Module types traced as single nodes: those a converted model trusts as equivariant, and
     those with a user-registered rule (their insides need not be symmetric node by node)."""
-    from symmetrize.rules import registered_module_types
+    from symmetrize.rules import rule_leaf_types
 
     report = getattr(model, "symmetrize_report", None)
     paths = (getattr(report, "options", None) or {}).get("assume_equivariant", ())
     modules = dict(model.named_modules())
-    user_rules = {t for t in registered_module_types()
-                  if not t.__module__.startswith(("torch.", "symmetrize."))}
-    return tuple({type(modules[p]) for p in paths if p in modules} | user_rules)
+    return tuple({type(modules[p]) for p in paths if p in modules} | rule_leaf_types(model))

@@ -31,9 +31,9 @@ from symmetrize.passes.propagate import (
 from symmetrize.passes.report import ConversionReport
 from symmetrize.passes.rewrite import rewrite
 from symmetrize.passes.rows import dropout_warnings, report_rows
-from symmetrize.passes.trace import trace
+from symmetrize.passes.trace import split_flags, trace
 from symmetrize.rep import Rep
-from symmetrize.rules import registered_module_types
+from symmetrize.rules import rule_leaf_types
 from symmetrize.spec import Spec
 
 __all__ = ["ConversionError", "ConversionReport", "explain", "report", "symmetrize"]
@@ -106,10 +106,9 @@ def symmetrize(model: nn.Module, spec: Spec, example_inputs: Sequence[Any] | tor
     opaque = [*assume_equivariant, *average]
     # module types with a rule registered by the user are traced as single nodes (torch's own
     # are anyway; a user subclass of one, with its own forward, is traced through)
-    leaves = {type(modules[p]) for p in opaque} | {
-        t for t in registered_module_types() if not t.__module__.startswith(("torch.",
-                                                                              "symmetrize."))}
-    traced = trace(model, inputs, leaf_modules=tuple(leaves))
+    leaves = {type(modules[p]) for p in opaque} | rule_leaf_types(model)
+    tensors, flags = split_flags(model.forward, inputs)  # (x, True): return_rep=True
+    traced = trace(model, tensors, concrete_args=flags, leaf_modules=tuple(leaves))
     decisions = _invariance_decisions(modules, invariant)
     # each dirty pass constrains at least one more decision for good: this bound is never hit
     rounds = 2 + sum(isinstance(m, _MIXING) for m in modules.values())

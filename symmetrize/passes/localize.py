@@ -26,7 +26,7 @@ from torch.utils._pytree import tree_flatten
 
 from symmetrize.nn.average import MirrorAverage
 from symmetrize.nn.switched import SwitchActivations, install_switch, uninstall_switch
-from symmetrize.passes.trace import trace
+from symmetrize.passes.trace import split_flags, trace
 from symmetrize.spec import Spec
 
 __all__ = ["BrokenNode", "first_broken_node", "symmetry_gap"]
@@ -163,14 +163,10 @@ def _trace(model: nn.Module, example: tuple[Any, ...],
     unwrapped = uninstall_switch(model)
     try:
         names = list(inspect.signature(model.forward).bind_partial(*example).arguments)
-        lead = next((i for i, x in enumerate(example) if not isinstance(x, torch.Tensor)),
-                    len(example))
-        concrete = {n: x for n, x in zip(names[lead:], example[lead:], strict=True)
-                    if not isinstance(x, torch.Tensor)}
-        tensors = example[:lead] if len(concrete) == len(example) - lead else example
+        tensors, concrete = split_flags(model.forward, example)
         with SwitchActivations(sites) if sites else nullcontext():
-            traced = trace(model, tensors, concrete_args=concrete if tensors is not example
-                           else None, leaf_modules=(MirrorAverage, *leaf_modules))
+            traced = trace(model, tensors, concrete_args=concrete or None,
+                           leaf_modules=(MirrorAverage, *leaf_modules))
     finally:
         if unwrapped:
             install_switch(model, sites)

@@ -439,14 +439,19 @@ class Propagation:
         if not isinstance(value, torch.Tensor):
             return
         if self.is_parameter(target):
-            known = self.shared.get(target)
-            if known is not None and known.rep != rep:
-                raise self.fail(node, f"parameter '{target}' is used by {known.why} and by {why}, "
-                                      "which need different mirror symmetries",
-                                "use separate parameters for the two uses")
-            self.shared[target] = SharedTensor(target, rep, why)
+            self.share_parameter(node, target, rep, why)
             return
         self.check_constant(node, rep, why)
+
+    def share_parameter(self, node: fx.Node, target: str, rep: Rep, why: str) -> None:
+        """Parameter ``target`` (its attribute path), used at ``node``, becomes mirror-shared
+        under the flat ``rep``."""
+        known = self.shared.get(target)
+        if known is not None and known.rep != rep:
+            raise self.fail(node, f"parameter '{target}' is used by {known.why} and by {why}, "
+                                  "which need different mirror symmetries",
+                            "use separate parameters for the two uses")
+        self.shared[target] = SharedTensor(target, rep, why)
 
     def is_constant(self, node: fx.Node) -> bool:
         """Whether ``node``'s values come from no forward input (parameters, buffers, factories

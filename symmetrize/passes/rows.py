@@ -70,6 +70,9 @@ def dropout_warnings(graph: fx.Graph, modules: Mapping[str, nn.Module]) -> list[
             p = node.kwargs.get("p", node.args[1] if len(node.args) > 1 else 0.5)
             where = f"{getattr(node.target, '__name__', node.target)} at " \
                     f"{node.meta.get('source') or node.name}"
+        elif node.op == "call_function" and node.target is F.scaled_dot_product_attention:
+            p = _attention_dropout(node, modules)
+            where = f"attention dropout in module '{node.meta.get('module') or ''}'"
         else:
             continue
         rep = node.args[0].meta.get("rep") if node.args and isinstance(node.args[0], fx.Node) \
@@ -81,6 +84,17 @@ def dropout_warnings(graph: fx.Graph, modules: Mapping[str, nn.Module]) -> list[
             if text not in found:
                 found.append(text)
     return found
+
+
+def _attention_dropout(node: fx.Node, modules: Mapping[str, nn.Module]) -> float:
+    """The attention dropout of a scaled-dot-product-attention node: its ``dropout_p``, or, when
+    traced in eval mode (``dropout_p=0``), the ``attn_drop`` of the module that calls it (timm)."""
+    p = node.kwargs.get("dropout_p", node.args[4] if len(node.args) > 4 else 0.0)
+    owner = modules.get(node.meta.get("module") or "")
+    drop = getattr(owner, "attn_drop", None)
+    if not p and isinstance(drop, nn.modules.dropout._DropoutNd):
+        p = drop.p
+    return p if isinstance(p, (int, float)) else 0.0
 
 
 def _target(node: fx.Node, modules: Mapping[str, nn.Module]) -> str:

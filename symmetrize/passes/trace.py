@@ -32,6 +32,8 @@ The graph is specialised to the model's train/eval mode at trace time wherever P
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import linecache
 import operator
@@ -578,7 +580,9 @@ class ShadowTracer(fx.Tracer):
             name, value = flag
             what = (f"{op} on forward argument {name!r} (a Python {type(value).__name__} passed in "
                     "example_inputs is traced as a graph input)")
-            fix = f"pass concrete_args={{{name!r}: {value!r}}}"
+            fix = (f"put {value!r} after every tensor in example_inputs (trailing Python values "
+                   f"are fixed at trace time), or pass concrete_args={{{name!r}: {value!r}}} to "
+                   "trace()")
         else:
             expr = proxy._expr() if isinstance(proxy, ShadowProxy) else proxy.node.name
             what = (f"data-dependent control flow: {op} on `{expr}`, a value computed from tensor "
@@ -615,6 +619,79 @@ class ShadowTracer(fx.Tracer):
             "check that the model runs eagerly on example_inputs and move untraceable Python "
             "code out of forward")
         return TraceError(self.root_name, source, what, fix)
+
+
+#: einops functions recorded as single ``call_function`` nodes (einops rejects proxies)
+_EINOPS_FUNCTIONS = ("rearrange", "repeat", "reduce", "einsum", "pack", "unpack")
+
+
+def _einops_functions() -> dict[int, Callable[..., Any]]:
+    """``id -> function`` of einops' tensor functions, empty when einops is not installed."""
+    try:
+        import einops
+    except ImportError:
+        return {}
+    found = (getattr(einops, name, None) for name in _EINOPS_FUNCTIONS)
+    return {id(f): f for f in found if callable(f)}
+
+
+def _recorded(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function``, recorded as one graph node when called on a proxy during tracing."""
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        proxy = next((p for a in (*args, *kwargs.values()) for p in _proxies(a)), None)
+        if proxy is None:
+            return function(*args, **kwargs)
+        return proxy.tracer.create_proxy("call_function", function, args, kwargs)
+    return call
+
+
+@contextlib.contextmanager
+def _einops_recorded(model: nn.Module) -> Iterator[None]:
+    """Make einops' ``rearrange`` / ``repeat`` / ... traceable while tracing ``model``.
+
+    einops dispatches on the tensor type and rejects fx proxies. Every reference to one of its
+    functions in the globals of the model's forward code (``from einops import rearrange``) and
+    in the ``einops`` module itself (``einops.rearrange(...)``) is swapped for a wrapper that
+    records a single node whose target is the original function; the graph then calls einops
+    on real tensors.
+    """
+    functions = _einops_functions()
+    if not functions:
+        yield
+        return
+    import einops
+    namespaces = [vars(einops)]
+    for module in model.modules():
+        code = getattr(type(module).forward, "__globals__", None)
+        if code is not None and all(code is not n for n in namespaces):
+            namespaces.append(code)
+    saved: list[tuple[dict[str, Any], str, Any]] = []
+    try:
+        for namespace in namespaces:
+            for name, value in list(namespace.items()):
+                if id(value) in functions and value is functions[id(value)]:
+                    saved.append((namespace, name, value))
+                    namespace[name] = _recorded(value)
+        yield
+    finally:
+        for namespace, name, value in reversed(saved):
+            namespace[name] = value
+
+
+def split_flags(forward: Callable[..., Any], example: tuple[Any, ...]
+                ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Split example forward arguments into the leading tensors and the Python values after
+    them (flags such as ``return_rep=True``), which become concrete arguments by name."""
+    lead = next((i for i, x in enumerate(example) if not isinstance(x, torch.Tensor)),
+                len(example))
+    if any(not isinstance(x, _SCALARS) for x in example[lead:]):
+        return example, {}
+    try:
+        names = list(inspect.signature(forward).bind_partial(*example).arguments)
+    except TypeError:
+        return example, {}
+    return example[:lead], dict(zip(names[lead:], example[lead:], strict=True))
 
 
 def _auto_concrete(forward: Callable[..., Any], bound: dict[str, Any],
@@ -703,7 +780,8 @@ def trace(model: nn.Module, example_inputs: tuple[Any, ...] | torch.Tensor,
     attributes = set(vars(model))
     with torch.random.fork_rng(devices=cuda):
         try:
-            graph = tracer.trace(model, concrete_args=concrete or None)
+            with _einops_recorded(model):
+                graph = tracer.trace(model, concrete_args=concrete or None)
         except TraceError:
             raise
         except Exception as exc:

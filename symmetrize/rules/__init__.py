@@ -10,6 +10,10 @@ output Reps and how to build its chiral twin. One file per op family:
 - :mod:`~symmetrize.rules.arithmetic` add/sub/mul/div, learned offsets and scales
 - :mod:`~symmetrize.rules.reduction` mean/sum and pooling
 - :mod:`~symmetrize.rules.einsum` einsum with constant or learned operands (graph convolutions)
+- :mod:`~symmetrize.rules.normalization` LayerNorm / RMSNorm (modules and functions)
+- :mod:`~symmetrize.rules.attention` scaled dot-product attention
+- :mod:`~symmetrize.rules.optional` modules of optional packages (timm ``DropPath``, einops
+  layers), registered by class name so that neither package is imported
 - :mod:`~symmetrize.rules.movement` data movement (the fallback for every other function)
 
 Register a rule for your own module type with :func:`register_module_rule`; a rule for a module
@@ -27,13 +31,16 @@ if TYPE_CHECKING:
     from symmetrize.passes.propagate import Propagation
 
 __all__ = ["find_function_rule", "find_module_rule", "register_function_rule",
-           "register_module_rule", "registered_module_types"]
+           "register_module_rule", "register_module_rule_by_name", "registered_module_names",
+           "registered_module_types", "rule_leaf_types"]
 
 ModuleRule = Callable[["Propagation", fx.Node, nn.Module, str], Any]
 FunctionRule = Callable[["Propagation", fx.Node], Any]
 
 _MODULE_RULES: dict[type, ModuleRule] = {}
 _FUNCTION_RULES: dict[Any, FunctionRule] = {}
+#: rules for classes of optional packages, keyed by ``"module.QualifiedName"``
+_NAMED_MODULE_RULES: dict[str, ModuleRule] = {}
 
 
 def register_module_rule(*types: type) -> Callable[[ModuleRule], ModuleRule]:
@@ -44,6 +51,27 @@ def register_module_rule(*types: type) -> Callable[[ModuleRule], ModuleRule]:
             _MODULE_RULES[cls] = rule
         return rule
     return decorate
+
+
+def register_module_rule_by_name(*names: str) -> Callable[[ModuleRule], ModuleRule]:
+    """Decorator: like :func:`register_module_rule`, for classes named ``"package.module.Class"``
+    (where they are defined), so that the package need not be imported to register the rule.
+    A name without a dot (``"DropPath"``) matches a class of that name in any module."""
+    def decorate(rule: ModuleRule) -> ModuleRule:
+        for name in names:
+            _NAMED_MODULE_RULES[name] = rule
+        return rule
+    return decorate
+
+
+def class_name(cls: type) -> str:
+    """``"package.module.Class"`` of a class, as :func:`register_module_rule_by_name` keys it."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def registered_module_names() -> frozenset[str]:
+    """The class names with a rule registered by name."""
+    return frozenset(_NAMED_MODULE_RULES)
 
 
 def register_function_rule(*targets: Any) -> Callable[[FunctionRule], FunctionRule]:
@@ -59,7 +87,8 @@ def register_function_rule(*targets: Any) -> Callable[[FunctionRule], FunctionRu
 def find_module_rule(module: nn.Module) -> ModuleRule | None:
     """The rule of the most specific registered class ``module`` is an instance of."""
     for cls in type(module).__mro__:
-        rule = _MODULE_RULES.get(cls)
+        rule = _MODULE_RULES.get(cls) or _NAMED_MODULE_RULES.get(class_name(cls)) or \
+            _NAMED_MODULE_RULES.get(cls.__name__)
         if rule is not None:
             return rule
     return None
@@ -70,6 +99,19 @@ def registered_module_types() -> tuple[type, ...]:
     return tuple(_MODULE_RULES)
 
 
+def rule_leaf_types(model: nn.Module) -> set[type]:
+    """Module types in ``model`` that have a rule but that fx would trace through: rules
+    registered outside torch and symmetrize, and rules registered by class name. Torch's own
+    modules are single nodes anyway; a user subclass of one, with its own ``forward``, is
+    traced through."""
+    named = registered_module_names()
+    found = {t for t in _MODULE_RULES if not t.__module__.startswith(("torch.", "symmetrize."))}
+    for module in model.modules():
+        if any(class_name(c) in named or c.__name__ in named for c in type(module).__mro__):
+            found.add(type(module))
+    return found
+
+
 def find_function_rule(target: Any) -> FunctionRule | None:
     try:
         return _FUNCTION_RULES.get(target)
@@ -78,11 +120,14 @@ def find_function_rule(target: Any) -> FunctionRule | None:
 
 
 # the built-in rules register themselves on import
-from symmetrize.rules import (  # noqa: E402,F401
+from symmetrize.rules import (  # noqa: F401
     arithmetic,
+    attention,
     einsum,
     layers,
     movement,
+    normalization,
+    optional,
     pointwise,
     reduction,
 )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import fx
 
-from symmetrize.passes.movement import factor_axes, flat_rep, forward_rep
+from symmetrize.passes.movement import factor_axes, flat_rep, forward_rep, pull_back_rep
 from symmetrize.passes.propagate import any_ancestor
 from symmetrize.rep import Rep
 from symmetrize.rules import register_function_rule
@@ -37,9 +37,9 @@ def arithmetic(ctx: Propagation, node: fx.Node) -> Rep | None:
     a, b = node.args[0], node.args[1] if len(node.args) > 1 else node.kwargs.get("other")
     out_shape = tuple(node.meta["example_value"].shape)
     operands: list[Any] = []
-    for arg in (a, b):
+    for arg, partner in ((a, b), (b, a)):
         if isinstance(arg, fx.Node) and ctx.rep(arg) is not None:
-            operands.append(_broadcast(ctx, node, arg, out_shape))
+            operands.append(_broadcast(ctx, node, arg, out_shape, partner))
         else:
             operands.append(arg)
     features = [r for r in operands if isinstance(r, Rep)]
@@ -85,16 +85,33 @@ def arithmetic(ctx: Propagation, node: fx.Node) -> Rep | None:
     return rep
 
 
-def _broadcast(ctx: Propagation, node: fx.Node, arg: fx.Node, out_shape: tuple[int, ...]) -> Rep:
+def _broadcast(ctx: Propagation, node: fx.Node, arg: fx.Node, out_shape: tuple[int, ...],
+               partner: Any) -> Rep:
+    """``arg``'s flat Rep broadcast to ``out_shape``. Along the axes it is broadcast over, its
+    values are constant, so any permutation leaves them alone: there it takes the permutation of
+    the other feature operand ``partner`` (a per-token gate times token features)."""
     flat = ctx.rep(arg)
     shape = tuple(arg.meta["example_value"].shape)
     if shape == out_shape:
         return flat
     try:
-        return forward_rep(lambda t: t.expand(out_shape), [arg.meta["example_value"]], [flat])
+        expanded = forward_rep(lambda t: t.expand(out_shape), [arg.meta["example_value"]], [flat])
     except ValueError as error:
         raise ctx.fail(node, f"broadcasting {shape} to {out_shape}: {error}",
                        "broadcast along axes the mirror does not touch") from None
+    if not isinstance(partner, fx.Node) or ctx.rep(partner) is None or \
+            tuple(partner.meta["example_value"].shape) != out_shape:
+        return expanded
+    axes = list(range(len(out_shape)))
+    mine, theirs = factor_axes(out_shape, expanded, axes), factor_axes(out_shape,
+                                                                       ctx.rep(partner), axes)
+    if mine is None or theirs is None:
+        return expanded
+    lead = len(out_shape) - len(shape)
+    spread = {a for a in axes if out_shape[a] != 1 and (a < lead or shape[a - lead] == 1)}
+    # along a broadcast axis the sign is the same for every entry: keep it, permute freely
+    return flat_rep(out_shape, {a: Rep(theirs[a].perm, mine[a].sign) if a in spread else mine[a]
+                                for a in axes})
 
 
 def require_constant(ctx: Propagation, user: fx.Node, arg: Any, rep: Rep,
@@ -140,6 +157,8 @@ def require_constant(ctx: Propagation, user: fx.Node, arg: Any, rep: Rep,
     if kind is None and not _learned(ctx, arg):
         ctx.check_constant(arg, mine, why)  # a fixed constant: it must already be symmetric
         return
+    if kind is None and _through_movement(ctx, user, arg, mine, why):
+        return
     if kind is None:
         raise ctx.fail(user, f"the constant '{arg.name}' is computed by "
                              f"{getattr(arg.target, '__name__', arg.target)}, through which "
@@ -151,6 +170,44 @@ def require_constant(ctx: Propagation, user: fx.Node, arg: Any, rep: Rep,
         # a product of constants: one factor carries the signs, the others only the permutation
         part_rep = mine if kind not in ("mul", "div") or k == 0 else mine.unsigned()
         require_constant(ctx, user, part, part_rep, own, why)
+
+
+def _through_movement(ctx: Propagation, user: fx.Node, arg: fx.Node, rep: Rep,
+                      why: str) -> bool:
+    """Share the learned tensor behind a data-movement op on it (``pos_embed[:, :t]``,
+    ``token.expand(n, -1, -1)``, ``embed.view(...)``): the source Rep that the op maps to
+    ``rep`` (bijective ops pulled back, others the same per-axis Reps on the axes it keeps)."""
+    sources = [a for a in arg.all_input_nodes
+               if isinstance(a.meta.get("example_value"), torch.Tensor)
+               and a.meta["example_value"].is_floating_point()]
+    if len(sources) != 1 or arg.op not in ("call_function", "call_method") or \
+            not isinstance(arg.args[0] if arg.args else None, fx.Node) or arg.args[0] is not \
+            sources[0]:
+        return False
+    source = sources[0]
+    shape = tuple(source.meta["example_value"].shape)
+    own = tuple(arg.meta["example_value"].shape)
+    args, kwargs = ctx.value(tuple(arg.args[1:])), ctx.value(dict(arg.kwargs))
+    candidates = []
+    try:
+        candidates.append(pull_back_rep(arg.target, shape, rep, args=args, kwargs=kwargs))
+    except ValueError:
+        pass
+    factors = factor_axes(own, rep, list(range(len(own)))) if len(own) >= len(shape) else None
+    if factors is not None:  # axes aligned from the right, as in broadcasting
+        lead = len(own) - len(shape)
+        candidates.append(flat_rep(shape, {a: factors[a + lead] for a in range(len(shape))
+                                           if shape[a] == own[a + lead]}))
+    for candidate in candidates:
+        try:
+            out = forward_rep(arg.target, [source.meta["example_value"], *args],
+                              [candidate, *([None] * len(args))], kwargs=kwargs)
+        except ValueError:
+            continue
+        if out == rep:
+            require_constant(ctx, user, source, candidate, shape, why)
+            return True
+    return False
 
 
 def _learned(ctx: Propagation, node: fx.Node) -> bool:

@@ -133,6 +133,7 @@ def _softmax(ctx: Propagation, node: fx.Node, what: str) -> Any:
         raise ctx.fail(node, f"{what} of features that flip sign under the mirror",
                        "apply it to scores that do not flip sign (a product of two features "
                        "with the same layout, or features of a 'regular' hidden layer)")
+    ctx.inherit(node, node.args[0])  # commutes with permutations: constraints pass through
     return flat
 
 
