@@ -192,8 +192,10 @@ class _ChiralBatchNormFn(torch.autograd.Function):
         # One fused reduction pass; evaluation mode normalises with the m / var passed (ours):
         # H = sum g * xhat, G = sum g.
         kind = m.dtype if gamma is None else gamma.dtype
-        _, h_sum, g_sum = _nbb(grad_y, x, gamma, _as(m, kind), _as(var, kind), None, None,
-                               False, plan.eps, [False, need_w or need_x, need_b or need_x])
+        # (the CUDA kernel asserts save_mean / save_invstd are given even in eval mode)
+        _, h_sum, g_sum = _nbb(grad_y, x, gamma, _as(m, kind), _as(var, kind), _as(m, kind),
+                               _as(rstd, kind), False, plan.eps,
+                               [False, need_w or need_x, need_b or need_x])
         grad_w = _scatter(h_sum, plan.w_index, plan.w_sign, plan.w_free) if need_w else None
         grad_b = _scatter(g_sum, plan.b_index, plan.b_sign, plan.b_free) if need_b else None
         if not need_x:

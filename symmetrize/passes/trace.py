@@ -48,7 +48,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 from torch.fx._symbolic_trace import _assert_is_none as _fx_assert_is_none
-from torch.fx._symbolic_trace import _is_fx_tracing_context, _maybe_revert_all_patches
+from torch.fx import _symbolic_trace as _fx_symbolic_trace
+from torch.fx._symbolic_trace import _maybe_revert_all_patches
 from torch.fx.graph import magic_methods
 from torch.fx.proxy import Attribute
 
@@ -692,6 +693,24 @@ def split_flags(forward: Callable[..., Any], example: tuple[Any, ...]
     except TypeError:
         return example, {}
     return example[:lead], dict(zip(names[lead:], example[lead:], strict=True))
+
+
+@contextlib.contextmanager
+def _is_fx_tracing_context(value: bool) -> Iterator[None]:
+    """Set fx's "tracing now" flag for a block (run example values eagerly inside a trace).
+
+    torch >= 2.12 has this as ``_is_fx_tracing_context``; older releases keep a module flag."""
+    own = getattr(_fx_symbolic_trace, "_is_fx_tracing_context", None)
+    if own is not None:
+        with own(value):
+            yield
+        return
+    previous = _fx_symbolic_trace._is_fx_tracing_flag
+    _fx_symbolic_trace._is_fx_tracing_flag = value
+    try:
+        yield
+    finally:
+        _fx_symbolic_trace._is_fx_tracing_flag = previous
 
 
 def _auto_concrete(forward: Callable[..., Any], bound: dict[str, Any],
