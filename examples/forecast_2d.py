@@ -297,6 +297,7 @@ def markdown(rows: list[dict[str, Any]], summary: dict[str, dict[str, dict[str, 
 # -- main ----------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``argv``; default ``sys.argv``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="folder of CMU .bvh takes (default: %(default)s); procedural "
@@ -336,9 +337,10 @@ def warm_up() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train and score the plain and the chiral forecaster for every seed of ``args``, print
+    the runs and the table, and return the figures (what ``--json`` writes). Leaves torch's
+    thread count as it finds it."""
     warm_up()
     settings = Settings(epochs=1 if args.quick else args.epochs, hidden=args.hidden,
                         max_steps=8 if args.quick else None, device=args.device)
@@ -354,10 +356,18 @@ def main(argv: list[str] | None = None) -> None:
     worst = max(r["mirror_check_f64"] for r in rows if r["model"] == "chiral")
     print(f"\nchiral equivariance error (max over seeds, float64) = {worst:.2e}")
     print(f"total {time.perf_counter() - started:.1f} s")
+    return {"source": source, "settings": asdict(settings), "seeds": args.seeds,
+            "train_windows": len(train), "eval_windows": len(test), "runs": rows,
+            "zero_velocity": baseline, "summary": summary}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The command line: parse ``argv`` (default ``sys.argv``), set the threads, :func:`run`,
+    and write ``--json``."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    figures = run(args)
     if args.json is not None:
-        figures = {"source": source, "settings": asdict(settings), "seeds": args.seeds,
-                   "train_windows": len(train), "eval_windows": len(test), "runs": rows,
-                   "zero_velocity": baseline, "summary": summary}
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 

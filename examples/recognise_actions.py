@@ -421,6 +421,7 @@ def describe(train: ClipSet, test: ClipSet, classes: Sequence[str]) -> dict[str,
 # -- main ----------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``argv``; default ``sys.argv``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="folder of CMU .bvh takes and MANIFEST.tsv (default: %(default)s); "
@@ -456,8 +457,9 @@ def load_data(folder: Path, settings: Settings, quick: bool
     return ClipSet(train, classes), ClipSet(test, classes, test=True), classes, source
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train and score the plain and the chiral classifier for every seed of ``args``, print
+    the runs and the table, and return the figures (what ``--json`` writes)."""
     settings = Settings(epochs=1 if args.quick else args.epochs, device=args.device,
                         max_steps=4 if args.quick else None, split=args.split)
     started = time.perf_counter()
@@ -483,11 +485,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nmax |f(mirrored clip) - f(clip)| of the logits, float64, over seeds: chiral "
           f"{gaps['chiral']:.2e}, plain {gaps['plain']:.2e}")
     print(f"total {time.perf_counter() - started:.1f} s")
+    return {"source": source, "classes": list(classes), "settings": asdict(settings),
+            "seeds": args.seeds, "train_clips": len(train), "test_clips": len(test),
+            **info, "runs": rows, "majority": baseline, "summary": summary,
+            "max_mirror_gap_f64": gaps}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The command line: parse ``argv`` (default ``sys.argv``), :func:`run`, write ``--json``."""
+    args = parse_args(argv)
+    figures = run(args)
     if args.json is not None:
-        figures = {"source": source, "classes": list(classes), "settings": asdict(settings),
-                   "seeds": args.seeds, "train_clips": len(train), "test_clips": len(test),
-                   **info, "runs": rows, "majority": baseline, "summary": summary,
-                   "max_mirror_gap_f64": gaps}
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 

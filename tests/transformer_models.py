@@ -19,7 +19,7 @@ class PoseFormerLike(nn.Module):
     def __init__(self, frames: int = 9, joints: int = 17, dim: int = 8, depth: int = 2,
                  heads: int = 4, drop_path: float = 0.1) -> None:
         super().__init__()
-        self.joints = joints
+        self.joints, self.frames = joints, frames
         wide = dim * joints
         self.joint_embed = nn.Linear(2, dim)
         self.spatial_pos = nn.Parameter(torch.zeros(1, joints, dim))
@@ -37,6 +37,10 @@ class PoseFormerLike(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(wide), nn.Linear(wide, joints * 3))
         trunc_normal_(self.spatial_pos, std=0.02)
         trunc_normal_(self.temporal_pos, std=0.02)
+
+    def receptive_field(self) -> int:
+        """Input frames per output frame (the window length)."""
+        return self.frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t = x.shape[:2]

@@ -19,6 +19,24 @@ class MotionSplit:
     val: list[np.ndarray]
     description: str
 
+    def subset(self, fraction: float, seed: int = 0) -> MotionSplit:
+        """This split with only ``round(fraction * len(train))`` training sequences (at least
+        one), drawn without replacement by a generator seeded with ``seed`` and kept in their
+        original order; the validation sequences are unchanged. ``fraction=1`` keeps every
+        sequence, in order.
+
+        Raises:
+            ValueError: ``fraction`` is not in ``(0, 1]``.
+        """
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        count = max(1, round(fraction * len(self.train)))
+        keep = np.sort(np.random.default_rng(seed).choice(len(self.train), count, replace=False))
+        frames = sum(len(self.train[i]) for i in keep)
+        return MotionSplit([self.train[i] for i in keep], self.val,
+                           f"{count} of {len(self.train)} training sequences ({frames} frames, "
+                           f"seed {seed}) of: {self.description}")
+
 
 def load_motion_split(source: str, val_subjects: list[str] | None = None, seed: int = 0,
                       downsample: int | None = None) -> MotionSplit:
