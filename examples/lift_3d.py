@@ -180,7 +180,9 @@ def make_model(name: str, channels: int) -> torch.nn.Module:
     a PoseFormer-style transformer over the same 27-frame windows (needs timm and einops)."""
     if name == "videopose3d":
         return VideoPose3DLike(channels=channels)
-    from tests.transformer_models import PoseFormerLike  # timm + einops, written for the tests
+    from tests.transformer_models import (
+        PoseFormerLike,  # timm + einops, written for the tests
+    )
 
     return PoseFormerLike(frames=27, dim=8, depth=2, heads=4, drop_path=0.1)
 
