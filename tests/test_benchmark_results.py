@@ -106,7 +106,7 @@ def test_json_round_trips(quick: tuple[str, str, str]) -> None:
     assert set(figures["meta"]["wall_s"]) == {"speed", "lifting", "forecasting", "actions",
                                               "efficiency"}
     lifting = figures["accuracy"]["lifting"]["scores"]
-    assert len(lifting) == 5 and all(len(runs) == 1 for runs in lifting.values())
+    assert len(lifting) == 7 and all(len(runs) == 1 for runs in lifting.values())
     assert set(figures["efficiency"]) == {"0.1", "0.3", "1.0"}
     for fraction, eff in figures["efficiency"].items():
         assert len(eff["scores"]) == 3

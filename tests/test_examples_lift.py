@@ -24,9 +24,14 @@ def test_lift_example_reports_every_variant(tmp_path: Path) -> None:
     figures = _run(tmp_path, "--data", str(tmp_path / "absent"))  # procedural fallback
     scores = figures["scores"]
     assert set(scores) == {"plain", "plain + flip augmentation", "plain + flip aug + flip TTA",
-                           "chiral (skeleton Reps, tanh)", "chiral (regular Reps, ReLU)"}
+                           "chiral (skeleton Reps, tanh)", "chiral (regular Reps, ReLU)",
+                           "PoseFormer-style + flip aug + flip TTA",
+                           "chiral PoseFormer-style (regular Reps)"}
     for runs in scores.values():
         assert len(runs) == 1 and 0 < runs[0]["mpjpe_mm"] < 5000
     assert scores["chiral (skeleton Reps, tanh)"][0]["parameters"] < \
         0.7 * scores["plain"][0]["parameters"]
+    transformer = [scores[name][0]["parameters"] for name in (
+        "PoseFormer-style + flip aug + flip TTA", "chiral PoseFormer-style (regular Reps)")]
+    assert 0.45 < transformer[1] / transformer[0] < 0.55
     assert figures["data"].startswith("synthetic")
