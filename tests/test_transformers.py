@@ -16,6 +16,7 @@ from einops.layers.torch import Rearrange
 from timm.models.vision_transformer import Block
 
 from symmetrize import Rep, Spec, check, symmetrize
+from symmetrize.data.windows import flip_pose
 from symmetrize.passes.propagate import ConversionError
 from tests.transformer_models import DualStreamLike, PoseFormerLike
 
@@ -29,9 +30,7 @@ def _params(model: nn.Module) -> int:
 
 def _mirror(x: torch.Tensor) -> torch.Tensor:
     """(N, T, J, C) poses mirrored: twins swapped, x negated (C may hold a confidence)."""
-    y = x[:, :, torch.as_tensor(H36M.perm.copy())].clone()
-    y[..., 0] = -y[..., 0]
-    return y
+    return flip_pose(x, "h36m")
 
 
 def _assert_exact(result) -> None:

@@ -73,14 +73,12 @@ def scaled_dot_product_attention(ctx: Propagation, node: fx.Node) -> Rep | None:
                        "use is_causal only for attention over frames")
     mask = bound.get("attn_mask")
     if isinstance(mask, fx.Node):
-        shape = tuple(mask.meta["example_value"].shape)
         score_shape = (*out_shape[:-1], ctx.value(k).shape[-2])
         if ctx.rep(mask) is not None:
             raise ctx.fail(node, "an attention mask computed from the inputs has no rule",
                            "use a constant (buffer) mask")
         require_constant(ctx, node, mask, flat_rep(score_shape, scores), score_shape,
                          f"the attention mask of {ctx.where(node)}")
-        del shape
     out_axes = {a: Rep(rv[a].perm, rv[a].sign) for a in range(n - 2)}
     out_axes[n - 2] = scores[n - 2]
     out_axes[n - 1] = rv[n - 1]

@@ -52,8 +52,7 @@ def movement_rule(ctx: Propagation, node: fx.Node) -> Any:
     reference = _first_feature(args, reps)
     reps = [_constant_reps(ctx, node, a, r, reference) for a, r in zip(args, reps)]
     kwargs = ctx.value(dict(node.kwargs))
-    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__",
-                                                                    repr(node.target))
+    name = _name(node)
     # the same op on the same shapes and Reps (a repeated block) is computed once
     key = ("movement", node.target, _signature(inputs), _signature(kwargs), _hashable(reps))
     try:

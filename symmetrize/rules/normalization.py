@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from symmetrize.passes.movement import factor_axes
 from symmetrize.rep import Rep
 from symmetrize.rules import register_function_rule, register_module_rule
+from symmetrize.rules.arithmetic import require_constant
 
 if TYPE_CHECKING:
     from symmetrize.passes.propagate import Propagation
@@ -90,7 +91,6 @@ def _share(ctx: Propagation, node: fx.Node, param: Any, rep: Rep, why: str) -> N
     if rep.is_trivial:
         return
     if isinstance(param, fx.Node):
-        from symmetrize.rules.arithmetic import require_constant
         value = param.meta.get("example_value")
         if isinstance(value, torch.Tensor):
             require_constant(ctx, node, param, rep, tuple(value.shape), why)
