@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from symmetrize.passes.movement import (
+from symmetrize.flat_movement import (
     NotDataMovementError,
     NotEquivariantError,
     factor_axes,

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from symmetrize import Rep, Spec, report, symmetrize
-from symmetrize.passes.movement import flat_rep
+from symmetrize.flat_movement import flat_rep
 from symmetrize.passes.report import compact_rep
 from tests.pose_models import TemporalModel
 

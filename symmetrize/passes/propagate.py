@@ -1,6 +1,6 @@
 """Propagate the mirror's action through a traced model, node by node.
 
-Every tensor gets a *flat Rep* (see :mod:`symmetrize.passes.movement`), kept in
+Every tensor gets a *flat Rep* (see :mod:`symmetrize.flat_movement`), kept in
 ``node.meta["rep"]``. The per-op rules live in :mod:`symmetrize.rules`; this module holds what
 they share: the hidden-Rep policy and its decisions, couplings (a residual add constrains the
 decision of the layer that produced one side: the pass restarts with the constraint), learned
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from symmetrize.passes.movement import RESHAPES, factor_axes, flat_rep, pull_back_rep
+from symmetrize.flat_movement import RESHAPES, factor_axes, flat_rep, pull_back_rep
 from symmetrize.rep import Rep
 from symmetrize.skeleton import Skeleton
 from symmetrize.spec import Spec

@@ -220,7 +220,7 @@ def compact_rep(shape: Sequence[int] | None, flat: Rep | None, joints: Sequence[
     their pairs and negated count). ``invariant`` when nothing moves, ``-`` for no tensor.
     A Rep that does not act axis by axis falls back to :func:`short_rep`.
     """
-    from symmetrize.passes.movement import factor_axes
+    from symmetrize.flat_movement import factor_axes
 
     if flat is None or shape is None:
         return "-"

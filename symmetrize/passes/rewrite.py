@@ -13,7 +13,7 @@ from torch import fx, nn
 from symmetrize.nn.average import MirrorAverage
 from symmetrize.nn.shared import ChiralModule, share_tensor
 from symmetrize.nn.switched import install_switch
-from symmetrize.passes.movement import factor_axes
+from symmetrize.flat_movement import factor_axes
 from symmetrize.passes.propagate import ConversionError, Propagation, Site
 from symmetrize.rep import Rep
 

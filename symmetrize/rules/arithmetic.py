@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import fx
 
-from symmetrize.passes.movement import factor_axes, flat_rep, forward_rep, pull_back_rep
+from symmetrize.flat_movement import factor_axes, flat_rep, forward_rep, pull_back_rep
 from symmetrize.passes.propagate import any_ancestor
 from symmetrize.rep import Rep
 from symmetrize.rules import register_function_rule

@@ -19,7 +19,7 @@ import torch
 from torch import fx
 from torch.nn import functional as F
 
-from symmetrize.passes.movement import factor_axes, flat_rep
+from symmetrize.flat_movement import factor_axes, flat_rep
 from symmetrize.rep import Rep
 from symmetrize.rules import register_function_rule
 from symmetrize.rules.arithmetic import require_constant

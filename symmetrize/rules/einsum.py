@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import fx
 
-from symmetrize.passes.movement import factor_axes, flat_rep
+from symmetrize.flat_movement import factor_axes, flat_rep
 from symmetrize.passes.propagate import sign_layout
 from symmetrize.rep import Rep
 from symmetrize.rules import register_function_rule

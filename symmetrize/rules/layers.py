@@ -24,7 +24,7 @@ from symmetrize.nn import (
     ChiralLSTMCell,
 )
 from symmetrize.nn.shared import ChiralModule
-from symmetrize.passes.movement import flat_rep
+from symmetrize.flat_movement import flat_rep
 from symmetrize.passes.propagate import Site, _moves
 from symmetrize.rep import Rep
 from symmetrize.rules import register_module_rule

@@ -1,7 +1,7 @@
 """The fallback rule: data movement (view, permute, slicing, cat, pad, ...) by the index trick.
 
 Any function or method without a rule of its own is run on index-encoded inputs
-(:func:`symmetrize.passes.movement.forward_rep`); an op that computes new values is reported as
+(:func:`symmetrize.flat_movement.forward_rep`); an op that computes new values is reported as
 having no rule. Items of a tuple-valued node (an LSTM's ``(output, (h, c))``) are read directly.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import fx
 
-from symmetrize.passes.movement import (
+from symmetrize.flat_movement import (
     RESHAPES,
     NotDataMovementError,
     factor_axes,

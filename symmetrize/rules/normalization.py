@@ -18,7 +18,7 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from symmetrize.passes.movement import factor_axes
+from symmetrize.flat_movement import factor_axes
 from symmetrize.rep import Rep
 from symmetrize.rules import register_function_rule, register_module_rule
 from symmetrize.rules.arithmetic import require_constant

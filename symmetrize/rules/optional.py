@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import fx, nn
 
-from symmetrize.passes.movement import NotDataMovementError, forward_rep
+from symmetrize.flat_movement import NotDataMovementError, forward_rep
 from symmetrize.rules import register_module_rule_by_name
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from torch import fx, nn
 from torch.nn import functional as F
 
 from symmetrize.nn import ChiralActivation, is_odd
-from symmetrize.passes.movement import factor_axes
+from symmetrize.flat_movement import factor_axes
 from symmetrize.rep import Rep
 from symmetrize.rules import register_function_rule, register_module_rule
 

@@ -14,7 +14,7 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from symmetrize.passes.movement import factor_axes, flat_rep
+from symmetrize.flat_movement import factor_axes, flat_rep
 from symmetrize.rep import Rep
 from symmetrize.rules import register_function_rule, register_module_rule
 
