@@ -1,7 +1,8 @@
 """Forward+backward time of each chiral layer against the plain PyTorch layer of the same size.
 
-Plain and chiral runs are interleaved and the median ratio over the rounds is reported, because
-time on small shared machines swings by tens of percent from run to run. Shapes are VideoPose3D's
+Plain and chiral runs are interleaved and the median ratio over the rounds is reported
+(``benchmarks/timing.py``), because time on small shared machines swings by tens of percent from
+run to run. The chiral layers run in the mirror's eigenbasis (``execution`` column). Shapes are VideoPose3D's
 (1020 channels = 17 joints x 60, kernel 3, batch 64, T = 27 and 243) and the paper's LSTM
 forecaster (batch 64, T = 25, 34 -> 1020).
 
@@ -12,16 +13,26 @@ forecaster (batch 64, T = 25, 34 -> 1020).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from symmetrize import Rep
-from symmetrize.nn import ChiralBatchNorm1d, ChiralConv1d, ChiralGRU, ChiralLinear, ChiralLSTM
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import interleaved  # noqa: E402
+
+from symmetrize import Rep  # noqa: E402
+from symmetrize.nn import (  # noqa: E402
+    ChiralBatchNorm1d,
+    ChiralConv1d,
+    ChiralGRU,
+    ChiralLinear,
+    ChiralLSTM,
+)
 
 
 @dataclass
@@ -75,37 +86,17 @@ def _step(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> None:
     _output(module, x).backward(grad)
 
 
-def _time(module: nn.Module, x: torch.Tensor, grad: torch.Tensor, repeats: int) -> float:
-    start = time.perf_counter()
-    for _ in range(repeats):
-        _step(module, x, grad)
-    return (time.perf_counter() - start) / repeats
-
-
 def measure(case: Case, rounds: int, repeats: int | None, min_seconds: float) -> dict[str, float]:
-    """Median over ``rounds`` of chiral/plain time, plain and chiral timed back to back.
-
-    ``repeats=None`` picks the number of steps per timing so that one timing lasts at least
-    ``min_seconds``.
-    """
+    """Median over ``rounds`` of chiral/plain time, plain and chiral timed back to back."""
     x = case.make_input()
     case.plain.train()
     case.chiral.train()
     grad = torch.randn_like(_output(case.plain, x))
-    for module in (case.plain, case.chiral):  # warm-up
-        _step(module, x, grad)
-    if repeats is None:
-        repeats = max(1, round(min_seconds / _time(case.plain, x, grad, 1)))
-    ratios, plain_times, chiral_times = [], [], []
-    for r in range(rounds):
-        order = (case.plain, case.chiral) if r % 2 == 0 else (case.chiral, case.plain)
-        times = {id(m): _time(m, x, grad, repeats) for m in order}
-        plain_times.append(times[id(case.plain)])
-        chiral_times.append(times[id(case.chiral)])
-        ratios.append(chiral_times[-1] / plain_times[-1])
-    return {"plain_ms": 1e3 * statistics.median(plain_times),
-            "chiral_ms": 1e3 * statistics.median(chiral_times),
-            "ratio": statistics.median(ratios)}
+    result = interleaved({"plain": lambda: _step(case.plain, x, grad),
+                          "chiral": lambda: _step(case.chiral, x, grad)}, "plain", rounds,
+                         min_seconds, repeats)
+    return {"plain_ms": result["plain"].ms, "chiral_ms": result["chiral"].ms,
+            "ratio": result["chiral"].ratio}
 
 
 def main() -> None:
@@ -124,14 +115,15 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 CPU, "
           f"median of {rounds} interleaved rounds of >= 0.3 s, forward+backward\n")
-    print("| layer | plain ms | chiral ms | chiral / plain |")
-    print("|---|---:|---:|---:|")
+    print("| layer | execution | plain ms | chiral ms | chiral / plain |")
+    print("|---|---|---:|---:|---:|")
     for case in _cases(args.quick):
         if args.only not in case.name:
             continue
         result = measure(case, rounds, repeats, min_seconds=0.3)
-        print(f"| {case.name} | {result['plain_ms']:.1f} | {result['chiral_ms']:.1f} | "
-              f"{result['ratio']:.3f} |", flush=True)
+        execution = getattr(case.chiral, "execution", "-")
+        print(f"| {case.name} | {execution} | {result['plain_ms']:.1f} | "
+              f"{result['chiral_ms']:.1f} | {result['ratio']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -63,21 +63,20 @@ class Settings:
 
 # -- data ----------------------------------------------------------------------------------------
 
-def load_cmu_split(folder: Path, step: int = 4) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def load_cmu_split(folder: Path, step: int = 4, joint_map: list[str] | None = None
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """World positions ``(T, 17, 3)`` of the CMU takes in ``folder`` at ``120 / step`` fps,
     split by subject (the file name before ``_``): training and evaluation takes."""
-    from symmetrize.data.bvh import load_cmu
-    from symmetrize.data.cmu import to_h36m
+    from symmetrize.data.takes import load_takes
 
     train: list[np.ndarray] = []
     held_out: list[np.ndarray] = []
-    for file in sorted(folder.glob("*.bvh")):
-        subject = file.stem.split("_")[0]
-        if subject in TRAIN_SUBJECTS or subject in EVAL_SUBJECTS:
-            positions = to_h36m(load_cmu(file)).positions[::step]
-            (held_out if subject in EVAL_SUBJECTS else train).append(positions)
+    for take, motion, _ in load_takes(folder, joint_map=joint_map):  # .bvh, .amc + .asf
+        if take.subject in TRAIN_SUBJECTS or take.subject in EVAL_SUBJECTS:
+            positions = motion.positions[::step]
+            (held_out if take.subject in EVAL_SUBJECTS else train).append(positions)
     if not train or not held_out:
-        raise SystemExit(f"{folder}: need .bvh takes of subjects {TRAIN_SUBJECTS} (training) "
+        raise SystemExit(f"{folder}: need takes of subjects {TRAIN_SUBJECTS} (training) "
                          f"and {EVAL_SUBJECTS} (evaluation)")
     return train, held_out
 
@@ -300,8 +299,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (``argv``; default ``sys.argv``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="folder of CMU .bvh takes (default: %(default)s); procedural "
+                        help="folder of motion-capture takes, .bvh and .amc/.asf (default: "
+                        "%(default)s); procedural "
                         "motion when it does not exist")
+    parser.add_argument("--joint-map", action="append", metavar="FILE",
+                        help="a TOML joint map for takes of another naming (docs/data.md)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=Settings.epochs)
     parser.add_argument("--hidden", type=int, default=Settings.hidden, help="LSTM width")
@@ -314,11 +316,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_data(folder: Path, settings: Settings, quick: bool
+def load_data(folder: Path, settings: Settings, quick: bool, joint_map: list[str] | None = None
               ) -> tuple[ForecastWindows, ForecastWindows, str]:
     """Training and evaluation windows of filmed 2D keypoints, and where they came from."""
     if folder.is_dir():
-        train_3d, eval_3d = load_cmu_split(folder)
+        train_3d, eval_3d = load_cmu_split(folder, joint_map=joint_map)
         source = (f"CMU mocap {folder} at 30 fps: {len(train_3d)} takes of subjects 01-07 "
                   f"for training, {len(eval_3d)} of subjects 08-09 for evaluation")
     else:
@@ -345,7 +347,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(epochs=1 if args.quick else args.epochs, hidden=args.hidden,
                         max_steps=8 if args.quick else None, device=args.device)
     started = time.perf_counter()
-    train, test, source = load_data(args.data, settings, args.quick)
+    train, test, source = load_data(args.data, settings, args.quick,
+                                    getattr(args, "joint_map", None))
     print(f"{source}\n{len(train)} training / {len(test)} evaluation windows of "
           f"{settings.input_len} observed + {settings.output_len} forecast frames "
           f"({settings.cameras} cameras per take)", flush=True)

@@ -133,18 +133,19 @@ def make_take(name: str, subject: str, label: str, positions: np.ndarray,
     return Take(name, subject, label, np.concatenate(cuts), cuts[0])
 
 
-def load_cmu_takes(folder: Path, settings: Settings) -> list[Take]:
+def load_cmu_takes(folder: Path, settings: Settings,
+                   joint_map: list[str] | None = None) -> list[Take]:
     """Every take in ``folder`` listed in its manifest, at ``120 / frame_step`` fps."""
-    from symmetrize.data.bvh import load_cmu
-    from symmetrize.data.cmu import to_h36m
+    from symmetrize.data.takes import load_takes
 
     actions = read_manifest(folder)
     takes = []
-    for file in sorted(folder.glob("*.bvh")):
-        if file.stem not in actions:
+    for found, motion, _ in load_takes(folder, joint_map=joint_map):  # .bvh, .amc + .asf
+        name = found.path.stem
+        if name not in actions:
             continue
-        take = make_take(file.stem, file.stem.split("_")[0], action_class(actions[file.stem]),
-                         to_h36m(load_cmu(file)).positions, settings, settings.train_phases)
+        take = make_take(name, found.subject, action_class(actions[name]), motion.positions,
+                         settings, settings.train_phases)
         if len(take.test_clips):
             takes.append(take)
     return takes
@@ -424,8 +425,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (``argv``; default ``sys.argv``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="folder of CMU .bvh takes and MANIFEST.tsv (default: %(default)s); "
-                        "procedural motion when it does not exist")
+                        help="folder of motion-capture takes (.bvh, .amc + .asf) and "
+                        "MANIFEST.tsv (default: %(default)s); procedural motion when it does "
+                        "not exist")
+    parser.add_argument("--joint-map", action="append", metavar="FILE",
+                        help="a TOML joint map for takes of another naming (docs/data.md)")
     parser.add_argument("--split", choices=("take", "subject"), default=Settings.split,
                         help="hold out every third take of each class (default) or subjects "
                         "08-09")
@@ -439,11 +443,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_data(folder: Path, settings: Settings, quick: bool
+def load_data(folder: Path, settings: Settings, quick: bool, joint_map: list[str] | None = None
               ) -> tuple[ClipSet, ClipSet, tuple[str, ...], str]:
     """Training and test clips, the class names and where the clips came from."""
     if (folder / "MANIFEST.tsv").is_file():
-        classes, takes = CMU_CLASSES, load_cmu_takes(folder, settings)
+        classes, takes = CMU_CLASSES, load_cmu_takes(folder, settings, joint_map)
         train, test = split_takes(takes, settings.split)
         how = ("subjects 01-07 train, 08-09 test" if settings.split == "subject" else
                "every third take of each class held out")
@@ -463,7 +467,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(epochs=1 if args.quick else args.epochs, device=args.device,
                         max_steps=4 if args.quick else None, split=args.split)
     started = time.perf_counter()
-    train, test, classes, source = load_data(args.data, settings, args.quick)
+    train, test, classes, source = load_data(args.data, settings, args.quick,
+                                             getattr(args, "joint_map", None))
     info = describe(train, test, classes)
     print(f"{source}\n{len(train)} training / {len(test)} test clips of {settings.clip_len} "
           f"frames; clips per class (train/test): "

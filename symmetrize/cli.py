@@ -1,29 +1,21 @@
-"""The ``symmetrize`` command line: ``demo``, ``skeletons``, ``explain``, ``check``, ``convert``.
+"""The ``symmetrize`` command line (also ``python -m symmetrize``): ``demo``, ``skeletons``,
+``explain``, ``check``, ``convert``, ``finetune``. This module builds the parser; the commands
+are in :mod:`symmetrize.cli_commands`, the value checks in :mod:`symmetrize.cli_checks`.
 
-Errors print ``symmetrize: error: <what>`` and ``  hint: <how to fix it>`` on stderr and exit
-with code 2 (``--debug`` shows the Python traceback instead); ``check`` exits 1 when the model is
-not equivariant.
+Every option is checked before any work starts. Errors print ``symmetrize: error: <what>`` and
+``  hint: <how to fix it>`` on stderr and exit with code 2 (``--debug`` shows the Python
+traceback instead); ``check`` exits 1 when the model is not equivariant.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from symmetrize.cli_args import (
-    CLIError,
-    add_training_args,
-    build_model,
-    conversion_options,
-    describe_error,
-    examples,
-    factory_path,
-    one_line,
-    spec_from_args,
-)
+from symmetrize.cli_args import CLIError, add_training_args, describe_error, one_line
+from symmetrize.cli_checks import fraction, positive_int, seed
 
 __all__ = ["CLIError", "main"]
 
@@ -34,7 +26,11 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors in the same two-line form as every other error (exit code 2)."""
 
     def error(self, message: str) -> NoReturn:
-        _print_error(message, f"see '{self.prog} --help'")
+        hint = f"see '{self.prog} --help'"
+        if message.endswith("expected one argument"):
+            hint = ("give the option its value; a value that starts with '-' is read as an "
+                    f"option unless attached with '=', e.g. --seed=-1 ({hint})")
+        _print_error(message, hint)
         self.exit(2)
 
 
@@ -50,8 +46,8 @@ examples:
 Prints the conversion report (a dry run: nothing is saved): one row per traced node with the
 Reps it reads and makes and what the conversion did there (replaced, switched, shared, kept...),
 parameters before/after and the projection error of the weights; totals with the float64
-equivariance error; warnings and notes. --json and --markdown print it in those formats; --graph also writes
-the graph (.dot text; .svg/.png drawn with matplotlib)."""
+equivariance error; warnings and notes. --json and --markdown print it in those formats; --graph
+also writes the graph (.dot text; .svg/.png drawn with matplotlib)."""
 
 _CHECK_EPILOG = """\
 examples:
@@ -90,8 +86,9 @@ examples:
 
 The model maps (N, frames, J, 2) normalised 2D keypoints to (N, frames_out, J, 3) root-relative
 3D poses in the camera frame (a VideoPose3D-style lifter; frames = its receptive_field() or
---frames). --data is 'synthetic[:N]' (procedural motion), a folder of CMU .bvh takes (mapped to
-the Human3.6M joints, split by subject = file prefix) or a VideoPose3D data_3d_*.npz archive;
+--frames). --data is 'synthetic[:N]' (procedural motion), a folder of motion-capture takes
+(.bvh of a known naming or with --joint-map FILE, .amc with one .asf per subject; in metres,
+mapped to the spec's skeleton, split by subject = file prefix) or a VideoPose3D data_3d_*.npz;
 each sequence is filmed by --cameras random virtual cameras. The model is checked for
 equivariance before training, trained with Adam (VideoPose3D's schedules), validated by MPJPE
 every epoch, and saved like 'symmetrize convert' does."""
@@ -125,14 +122,23 @@ def _build_parser() -> argparse.ArgumentParser:
                     "print parameters, MPJPE (plain, plain + flip test-time averaging, chiral) "
                     "and inference time. A few minutes on a CPU.",
         epilog="examples:\n  symmetrize demo\n  symmetrize demo --quick\n"
-               "  symmetrize demo --data ../shared/data/cmu --epochs 3",
+               "  symmetrize demo --data ../shared/data/cmu --epochs 3\n"
+               "  symmetrize demo --full --data ../shared/data/cmu",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_argument("--quick", action="store_true", help="a smoke run of well under a minute")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     demo.add_argument("--data", metavar="SOURCE",
-                      help="a folder of CMU .bvh takes or a data_3d_*.npz instead of procedural "
-                           "motion")
-    demo.add_argument("--epochs", type=int, help="epochs per model (default 4; 1 with --quick)")
+                      help="a folder of motion-capture takes (.bvh, .amc with one .asf per "
+                           "subject) or a data_3d_*.npz instead of procedural motion")
+    demo.add_argument("--joint-map", action="append", metavar="FILE",
+                      help="a TOML joint map for takes of another naming (repeatable; see "
+                           "docs/data.md)")
+    demo.add_argument("--epochs", type=positive_int,
+                      help="epochs per model (default 4; 1 with --quick)")
+    demo.add_argument("--full", action="store_true",
+                      help="train to the plateau (early stopping, the best weights kept) with "
+                           "benchmarks/results.py's protocol for the 27-frame lifter (docs/"
+                           "results.md); minutes to an hour on a CPU")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_debug(demo)
 
@@ -229,7 +235,7 @@ def _add_model_args(parser: argparse.ArgumentParser, need_spec: bool) -> None:
                             + ("" if need_spec else " (default with --load: the saved shapes)"))
     group.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                        help="dtype of the model and the example inputs (default float32)")
-    group.add_argument("--seed", type=int, default=0,
+    group.add_argument("--seed", type=seed, default=0,
                        help="seed of the random example inputs and of the factory's initial "
                             "weights (default 0)")
     group.add_argument("--state-dict", metavar="FILE",
@@ -242,7 +248,7 @@ def _add_conversion_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--hidden", choices=("skeleton", "regular"),
                        help="hidden Rep policy: the paper's skeleton layout (default) or "
                             "regular (swapped pairs only, activations kept)")
-    group.add_argument("--negated-fraction", type=float, metavar="F",
+    group.add_argument("--negated-fraction", type=fraction, metavar="F",
                        help="fraction of each joint's hidden dims that flip sign (default 1/3)")
     group.add_argument("--activation", choices=("tanh", "mixed"),
                        help="a non-odd activation on flipping channels becomes tanh (default) "
@@ -265,7 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``symmetrize`` console script; returns the exit code."""
     args = _build_parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        from symmetrize.cli_commands import COMMANDS
+
+        return COMMANDS[args.command](args)
     except Exception as error:  # every error becomes the two-line report (KeyboardInterrupt not)
         if getattr(args, "debug", False):
             raise
@@ -275,120 +283,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _print_error(message: str, hint: str) -> None:
     print(f"{_PROG}: error: {one_line(message)}\n  hint: {one_line(hint)}", file=sys.stderr)
-
-
-# ----------------------------------------------------------------------------- commands
-def _run_demo(args: argparse.Namespace) -> int:
-    from symmetrize.demo import run_demo
-
-    run_demo(quick=args.quick, seed=args.seed, data=args.data, epochs=args.epochs,
-             progress=not args.no_progress)
-    return 0
-
-
-def _run_skeletons(args: argparse.Namespace) -> int:
-    from symmetrize.skeleton import Skeleton
-    from symmetrize.spec import Spec
-
-    for name in Skeleton.presets():
-        skeleton = Skeleton.preset(name)
-        pairs = ", ".join(f"{skeleton.names[a]}/{skeleton.names[b]}" for a, b in skeleton.pairs)
-        print(f"{name:<9} {len(skeleton):>2} joints  {len(skeleton.pairs)} pairs: {pairs}")
-    print("\nspec presets (--spec NAME):")
-    width = max(map(len, Spec.presets()))
-    for name in Spec.presets():
-        spec = Spec.preset(name)
-        layouts = f"input {spec.inputs[0]}"
-        layouts += (", output invariant (class logits)" if spec.is_invariant_output(0)
-                    else f", output {spec.outputs[0]}")
-        kind = "action recogniser" if name.endswith("-action") else "pose sequence"
-        print(f"  {name:<{width}}  {kind}: {layouts}, {spec.skeleton.name} skeleton, x flips")
-    return 0
-
-
-def _model_spec_inputs(args: argparse.Namespace) -> tuple[Any, Any, tuple[Any, ...]]:
-    """The factory's model, the Spec and the random example inputs the arguments describe."""
-    model = build_model(args)
-    spec = spec_from_args(args)
-    return model, spec, examples(args.example, spec, args)
-
-
-def _run_explain(args: argparse.Namespace) -> int:
-    from symmetrize.passes.convert import explain
-
-    with factory_path(args.target):
-        report = explain(*_model_spec_inputs(args), **conversion_options(args))
-    if args.json:
-        print(report.to_json())
-    elif args.markdown:
-        print(report.to_markdown())
-    else:
-        print(report)
-    if args.graph:
-        report.write_graph(args.graph)
-        print(f"graph written to {args.graph}", file=sys.stderr)
-    return 0
-
-
-def _run_check(args: argparse.Namespace) -> int:
-    from symmetrize.passes.check import check
-
-    if args.load and args.state_dict:
-        raise CLIError("--state-dict and --load cannot be combined",
-                       "--load brings the converted model's own weights: drop --state-dict")
-    with factory_path(args.target):
-        model = build_model(args)
-        if args.load:
-            from symmetrize.io import load_converted
-
-            model = load_converted(args.load, model)
-            spec = spec_from_args(args) if args.spec else None
-            inputs = examples(args.example, spec or model.symmetrize_report.spec, args) \
-                if args.example else None
-        else:
-            if not args.spec or not args.example:
-                raise CLIError("check needs --spec and --example (or --load FILE)",
-                               "e.g. symmetrize check models.py:make_model --spec h36m "
-                               "--example 2,27,17,2")
-            spec = spec_from_args(args)
-            inputs = examples(args.example, spec, args)
-        result = check(model, spec, inputs, seed=args.seed)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result)
-    return 0 if result.passed else 1
-
-
-def _run_convert(args: argparse.Namespace) -> int:
-    from symmetrize.io import save_converted
-    from symmetrize.passes.convert import symmetrize
-
-    with factory_path(args.target):
-        converted = symmetrize(*_model_spec_inputs(args), **conversion_options(args))
-    report = converted.symmetrize_report
-    save_converted(converted, args.out, factory=args.target)
-    print(f"Converted {report.model} from {args.target}: {report.parameters_before:,} -> "
-          f"{report.parameters_after:,} trainable parameters (x{report.parameter_ratio:.4f}); "
-          f"{len(report.replaced)} modules replaced by chiral twins, {len(report.switched)} "
-          f"activations switched, {len(report.shared)} tensors mirror-shared; float64 "
-          f"equivariance error {report.equivariance_error:.1e}"
-          + (f"; {len(report.warnings)} warnings (see 'symmetrize explain')"
-             if report.warnings else "")
-          + f". Saved to {args.out}: reload it with symmetrize.io.load_converted(path, model) or "
-          f"check it with 'symmetrize check {args.target} --load {args.out}'.")
-    return 0
-
-
-def _run_finetune(args: argparse.Namespace) -> int:
-    from symmetrize.finetune import finetune
-
-    with factory_path(args.target):
-        model = build_model(args)
-        spec = spec_from_args(args) if args.spec else None
-        return finetune(model, spec, args, conversion_options(args))
-
-
-_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "demo": _run_demo, "skeletons": _run_skeletons, "explain": _run_explain,
-    "check": _run_check, "convert": _run_convert, "finetune": _run_finetune}
 
 
 if __name__ == "__main__":

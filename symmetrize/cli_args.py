@@ -15,20 +15,21 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from symmetrize.cli_checks import (
+    DEFAULT_HINT,
+    CLIError,
+    check_example_memory,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    subjects,
+)
+
 __all__ = ["CLIError", "build_model", "conversion_options", "describe_error", "examples",
            "factory_path", "one_line", "spec_from_args"]
 
 _SHAPE_SPLIT = re.compile(r"\s*[,x×]\s*")
-DEFAULT_HINT = "run with --debug for the Python traceback"
-
-
-class CLIError(Exception):
-    """An error the command line reports as ``error: ...`` / ``hint: ...`` (exit code 2)."""
-
-    def __init__(self, message: str, hint: str = DEFAULT_HINT) -> None:
-        super().__init__(message)
-        self.hint = hint
-
 
 
 def one_line(text: str) -> str:
@@ -145,10 +146,15 @@ def _load_state_dict(model: Any, path: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
+        from symmetrize.io import load_error_reason
+
         raise CLIError(f"cannot read {path} with torch.load(weights_only=True): "
-                       f"{one_line(str(err))[:200]}",
+                       f"{load_error_reason(err)}",
                        "save the weights with torch.save(model.state_dict(), path)") from err
-    if isinstance(state, dict) and state.get("format") == "symmetrize.converted":
+    if not isinstance(state, dict):
+        raise CLIError(f"{path} holds a {type(state).__name__}, not a state dict",
+                       "save the weights with torch.save(model.state_dict(), path)")
+    if state.get("format") == "symmetrize.converted":
         raise CLIError(f"{path} is a converted model, not plain weights",
                        "check it with --load, or give the plain model's state dict")
     if isinstance(state, dict) and not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -218,6 +224,7 @@ def examples(shapes: Sequence[str] | None, spec: Any, args: argparse.Namespace) 
     if len(sizes) != spec.n_inputs:
         raise CLIError(f"{len(sizes)} --example shapes for a spec with {spec.n_inputs} inputs",
                        "give one --example per forward argument (and one --input layout each)")
+    check_example_memory(sizes, shapes)
     generator = torch.Generator().manual_seed(args.seed)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     return tuple(torch.randn(size, generator=generator, dtype=dtype) for size in sizes)
@@ -229,7 +236,11 @@ def _shape(text: str) -> list[int]:
         raise CLIError(f"bad --example {text!r}: not a shape",
                        "write the sizes of one forward argument separated by ',' or 'x', "
                        "e.g. --example 2,243,17,2")
-    return [int(part) for part in parts]
+    sizes = [int(part) for part in parts]
+    if 0 in sizes:
+        raise CLIError(f"bad --example {text!r}: a size of 0 (an empty tensor shows the "
+                       "conversion nothing)", "give every size >= 1, e.g. --example 2,243,17,2")
+    return sizes
 
 
 def conversion_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -273,32 +284,41 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--data", default="synthetic", metavar="SOURCE",
                       help="'synthetic' or 'synthetic:N' (procedural motion, default), a folder "
-                           "of CMU .bvh takes, or a VideoPose3D data_3d_*.npz archive")
-    data.add_argument("--val-subjects", metavar="S,S", type=lambda t: t.split(","),
+                           "of motion-capture takes (.bvh of any supported naming and .amc with "
+                           "one .asf per subject, mixed), or a VideoPose3D data_3d_*.npz archive")
+    data.add_argument("--joint-map", action="append", metavar="FILE",
+                      help="a TOML joint map for takes of another naming (repeatable; tried "
+                           "before the built-in maps; see docs/data.md)")
+    data.add_argument("--val-subjects", metavar="S,S", type=subjects,
                       help="subjects held out for validation (default: the last one)")
-    data.add_argument("--frames", type=int, metavar="N",
+    data.add_argument("--frames", type=positive_int, metavar="N",
                       help="input frames per sample (default: the model's receptive_field())")
-    data.add_argument("--cameras", type=int, default=2, metavar="N",
+    data.add_argument("--cameras", type=positive_int, default=2, metavar="N",
                       help="virtual cameras filming each sequence (default 2)")
-    data.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+    data.add_argument("--noise", type=non_negative_float, default=0.0, metavar="SIGMA",
                       help="Gaussian noise on the normalised 2D keypoints (default 0)")
     train = parser.add_argument_group("training (see symmetrize.train.TrainConfig)")
-    train.add_argument("--epochs", type=int, default=10, help="default 10")
-    train.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
-    train.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (1e-3)")
-    train.add_argument("--lr-decay", type=float, default=0.95, help="per epoch (default 0.95)")
-    train.add_argument("--grad-clip", type=float, help="max gradient norm (default: 5 for "
-                                                        "recurrent models, none otherwise)")
+    train.add_argument("--epochs", type=positive_int, default=10, help="default 10")
+    train.add_argument("--batch-size", type=positive_int, default=64,
+                       help="per process (default 64)")
+    train.add_argument("--lr", type=positive_float, default=1e-3,
+                       help="Adam's learning rate (1e-3)")
+    train.add_argument("--lr-decay", type=positive_float, default=0.95,
+                       help="per epoch, at most 1 (default 0.95)")
+    train.add_argument("--grad-clip", type=positive_float,
+                       help="max gradient norm (default: 5 for recurrent models, none otherwise)")
     train.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
                        help="mixed precision on CUDA (default auto: bf16 where supported)")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0")
     train.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (atomic writes)")
-    train.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+    train.add_argument("--checkpoint-every", type=non_negative_int, default=0, metavar="STEPS",
                        help="also checkpoint every this many steps (default: epoch ends)")
     train.add_argument("--resume", action="store_true",
-                       help="continue from --checkpoint when it exists")
-    train.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this")
-    train.add_argument("--max-steps", type=int, help="stop after this many steps in all")
+                       help="continue from --checkpoint when it exists (a run that already "
+                            "finished trains nothing and keeps -o as it is)")
+    train.add_argument("--max-minutes", type=positive_float,
+                       help="stop (with a checkpoint) after this")
+    train.add_argument("--max-steps", type=positive_int, help="stop after this many steps in all")
     train.add_argument("--log", metavar="FILE.csv|FILE.jsonl", help="per-step and per-epoch log")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-check", action="store_true",

@@ -11,6 +11,7 @@ inference time of each.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,17 @@ from torch import nn
 
 from symmetrize.spec import Spec
 
-__all__ = ["VideoPose3DLike", "run_demo"]
+__all__ = ["FULL_PROTOCOL", "VideoPose3DLike", "run_demo"]
+
+#: ``symmetrize demo --full`` and ``benchmarks/results.py``: the 27-frame lifter and its training
+#: to the plateau (every 4th frame of 120 fps takes, cameras per take, windows of ``frames_out``
+#: output frames, ``batch`` windows a step, lr halved every ``lr_half_life`` steps, validation
+#: every ``eval_every`` steps, early stopping after ``patience`` evaluations without an
+#: improvement of more than ``min_delta`` metres)
+FULL_PROTOCOL: dict[str, Any] = {
+    "channels": 128, "dropout": 0.25, "frames_out": 8, "batch": 64, "downsample": 4,
+    "train_cameras": 4, "stop_cameras": 2, "lr": 1e-3, "lr_half_life": 500, "eval_every": 100,
+    "patience": 10, "min_delta": 0.0005, "max_steps": 5000}
 
 
 class VideoPose3DLike(nn.Module):
@@ -63,16 +74,29 @@ class VideoPose3DLike(nn.Module):
 
 
 def run_demo(quick: bool = False, seed: int = 0, data: str | None = None,
-             epochs: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the demo, print what it measures, and return the figures."""
+             epochs: int | None = None, progress: bool = True,
+             joint_map: Any = None, full: bool = False) -> dict[str, Any]:
+    """Run the demo, print what it measures, and return the figures. ``data`` and
+    ``joint_map`` are read as :func:`~symmetrize.finetune.finetune_lifter` reads them.
+    ``full``: train the lifter of :data:`FULL_PROTOCOL` to its plateau (early stopping on the
+    held-out subject, the best weights kept) instead of for ``epochs``."""
+    from symmetrize.data.sources import load_motion_split
     from symmetrize.finetune import finetune_lifter
     from symmetrize.passes.check import check
     from symmetrize.passes.convert import symmetrize
     from symmetrize.train import TrainConfig
 
-    torch.manual_seed(seed)
+    _check_demo_args(quick=quick, seed=seed, data=data, epochs=epochs, progress=progress)
+    if full and (quick or epochs is not None):
+        raise ValueError("full=True (--full) trains to the plateau: drop quick and epochs")
+    config = TrainConfig(epochs=epochs or (1 if quick else 4), batch_size=128, seed=seed,
+                         progress=progress)
     spec = Spec.preset("h36m")
-    channels = 64 if quick else 256
+    source = data or ("synthetic:3" if quick else "synthetic:24" if full else "synthetic:12")
+    split = load_motion_split(source, None, seed, FULL_PROTOCOL["downsample"] if full else None,
+                              skeleton=spec.skeleton, joint_map=joint_map)  # read before work
+    torch.manual_seed(seed)
+    channels = 64 if quick else FULL_PROTOCOL["channels"] if full else 256
     model = VideoPose3DLike(channels=channels)
     frames = model.receptive_field()
     print(f"symmetrize demo: a {frames}-frame VideoPose3D-style lifter, {channels} channels, "
@@ -83,22 +107,55 @@ def run_demo(quick: bool = False, seed: int = 0, data: str | None = None,
     result = check(chiral, n_inputs=2)
     print(result, "\n")
 
-    source = data or ("synthetic:3" if quick else "synthetic:12")
-    config = TrainConfig(epochs=epochs or (1 if quick else 4), batch_size=128, seed=seed,
-                         progress=progress)
+    options: dict[str, Any] = {}
+    if full:
+        config, options = _full_settings(split, seed, progress)
     runs = {}
     for variant in ("plain", "chiral"):
         torch.manual_seed(seed)
         start = time.perf_counter()
-        runs[variant] = finetune_lifter(copy.deepcopy(model), spec, data=source, config=config,
-                                        variant=variant)
+        runs[variant] = finetune_lifter(copy.deepcopy(model), spec, data=split, config=config,
+                                        variant=variant, joint_map=joint_map, **options)
         runs[variant].scores["train_s"] = time.perf_counter() - start
-        print(f"  {variant}: {runs[variant].description}")
+        done = runs[variant].result
+        print(f"  {variant}: {runs[variant].description}"
+              + (f"; best step {done.best_step} of {done.steps} ({done.stopped})" if full
+                 else ""))
     figures = _table(runs, frames, spec)
     figures.update(equivariance_fp64=result.case("eval", torch.float64).max_abs,
                    equivariance_train_fp64=result.case("train", torch.float64).max_abs,
                    check_passed=result.passed)
     return figures
+
+
+def _full_settings(split: Any, seed: int, progress: bool) -> tuple[Any, dict[str, Any]]:
+    """:data:`FULL_PROTOCOL` as ``fit``'s config (the lr decay per epoch from the steps an
+    epoch takes) and :func:`~symmetrize.finetune.finetune_lifter`'s window options."""
+    from symmetrize.train import TrainConfig
+
+    p = FULL_PROTOCOL
+    windows = p["train_cameras"] * sum(math.ceil(len(s) / p["frames_out"]) for s in split.train)
+    per_epoch = math.ceil(windows / p["batch"])
+    config = TrainConfig(epochs=math.ceil(p["max_steps"] / per_epoch), batch_size=p["batch"],
+                         lr=p["lr"], lr_decay=0.5 ** (per_epoch / p["lr_half_life"]), seed=seed,
+                         progress=progress, eval_every=p["eval_every"], patience=p["patience"],
+                         min_delta=p["min_delta"], keep_best=True, max_steps=p["max_steps"])
+    return config, {"cameras": p["train_cameras"], "val_cameras": p["stop_cameras"],
+                    "frames_out": p["frames_out"]}
+
+
+def _check_demo_args(*, quick: Any, seed: Any, data: Any, epochs: Any, progress: Any) -> None:
+    for name, value in (("quick", quick), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed={seed!r} is not allowed: an integer in 0 .. 4294967295")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
+                               or epochs < 1):
+        raise ValueError(f"epochs={epochs!r} is not allowed: an integer >= 1 or None")
+    if data is not None and not isinstance(data, str):
+        raise TypeError(f"data must be a source string ('synthetic:N', a folder of takes, an "
+                        f".npz archive) or None, got {type(data).__name__}")
 
 
 def _table(runs: dict[str, Any], frames: int, spec: Spec) -> dict[str, Any]:

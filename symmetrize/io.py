@@ -17,11 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from symmetrize.atomic import write_atomic
+from symmetrize.atomic import check_writable, write_atomic
 from symmetrize.rep import Rep
 from symmetrize.spec import Spec
 
-__all__ = ["FORMAT", "VERSION", "load_converted", "read_converted", "save_converted"]
+__all__ = ["FORMAT", "VERSION", "load_converted", "load_error_reason", "read_converted",
+           "save_converted"]
 
 FORMAT = "symmetrize.converted"
 """The ``format`` entry of a file written by :func:`save_converted`."""
@@ -53,10 +54,14 @@ def save_converted(converted: nn.Module, path: str | os.PathLike[str],
             for the command line and for the reader's information.
 
     Raises:
-        TypeError: ``converted`` was not made by ``symmetrize``.
+        TypeError: ``converted`` was not made by ``symmetrize``; ``path`` is not a path.
+        FileNotFoundError, IsADirectoryError, PermissionError: ``path`` cannot be written (its
+            directory is missing or read-only, or it is a directory); checked first.
+        FileLockedError: another process is writing ``path``.
         ValueError: an option or example input that is not plain data (a callable ``hidden``,
             an object as a forward argument); the message says what to pass instead.
     """
+    check_writable(path, "converted-model file")
     report = getattr(converted, "symmetrize_report", None)
     spec = getattr(report, "spec", None)
     if report is None or not isinstance(spec, Spec):
@@ -138,19 +143,30 @@ def read_converted(path: str | os.PathLike[str],
     :class:`~symmetrize.Spec` and ``options`` ready to pass to ``symmetrize``.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: not such a file, a newer format version, or damaged content.
+        TypeError: ``path`` is not a path.
+        FileNotFoundError, IsADirectoryError: no such file; a directory.
+        ValueError: not such a file (another pickle, a plain state dict, a file torch.load
+            refuses), an empty file, a newer format version, or damaged content; the message
+            names the file.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path (str or pathlib.Path), got "
+                        f"{type(path).__name__}")
     where = f"{os.fspath(path)!r}"
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"converted-model file {where} is a directory. Fix: give the "
+                                "file 'symmetrize convert -o' or save_converted wrote")
     if not Path(path).is_file():
         raise FileNotFoundError(f"converted-model file {where} does not exist")
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f"converted-model file {where} is empty (0 bytes): an interrupted copy? "
+                         "Fix: save or copy the model again")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, ...
-        first = _first_line(err)
         raise ValueError(f"{where} is not a converted-model file that torch.load can read "
-                         f"safely ({first}). Fix: pass a file written by save_converted or "
-                         f"'symmetrize convert'") from None
+                         f"safely: {load_error_reason(err)}. Fix: pass a file written by "
+                         f"save_converted or 'symmetrize convert'") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{where} is not a converted-model file (format {found!r}, expected "
@@ -162,10 +178,12 @@ def read_converted(path: str | os.PathLike[str],
         raise ValueError(f"{where} has format version {version!r}; this symmetrize reads "
                          f"version {VERSION}. Fix: "
                          + ("upgrade symmetrize" if newer else "save the model again"))
-    for key in ("spec", "options", "inputs", "state_dict"):
-        if key not in data:
-            raise ValueError(f"{where} has no {key!r} entry: the file is damaged. Fix: save the "
-                             f"model again")
+    for key, kind in (("spec", dict), ("options", dict), ("inputs", list),
+                      ("state_dict", dict)):
+        if not isinstance(data.get(key), kind):
+            what = "no" if key not in data else f"a damaged ({type(data[key]).__name__})"
+            raise ValueError(f"{where} has {what} {key!r} entry: the file is damaged. Fix: save "
+                             f"the model again")
     try:
         spec = Spec.from_dict(data["spec"])
         options = _decode_options(data["options"])
@@ -198,6 +216,9 @@ def load_converted(path: str | os.PathLike[str], model: nn.Module,
     """
     from symmetrize.passes.convert import symmetrize
 
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a freshly built torch.nn.Module of the saved "
+                        f"architecture, got {type(model).__name__}")
     data = read_converted(path, map_location)
     where = f"{os.fspath(path)!r}"
     inputs = _example_inputs(data["inputs"], *_device_dtype(model))
@@ -213,6 +234,25 @@ def load_converted(path: str | os.PathLike[str], model: nn.Module,
     _check_keys(converted, state, where, data)
     converted.load_state_dict(state, strict=True)
     return converted
+
+
+def load_error_reason(error: BaseException) -> str:
+    """Why ``torch.load(path, weights_only=True)`` refused a file, in a few words (never the
+    advice to load it with ``weights_only=False``, which would run code from the file)."""
+    text = str(error)
+    if "Weights only load failed" in text:
+        lines = [line.strip() for line in text.splitlines()]
+        culprit = next((line for line in lines if "GLOBAL" in line), "") or \
+            next((line for line in lines if line.startswith("Unsupported")), "")
+        return ("it holds pickled Python objects, not only tensors and plain containers"
+                + (f" ({culprit.rstrip('.')})" if culprit else "")
+                + "; such files are never loaded, because loading could run code")
+    if "central directory" in text or "PytorchStreamReader" in text:
+        return "the file is truncated or damaged (not a complete torch.save archive)"
+    if isinstance(error, (KeyError, EOFError)) or "invalid load key" in text:
+        return "it is not a file written by torch.save"
+    first = _first_line(error)
+    return first if len(first) <= 160 else first[:157] + "..."
 
 
 def _first_line(error: BaseException) -> str:

@@ -28,6 +28,9 @@ def _to_tensor(x: Any, name: str) -> Tensor:
     if isinstance(x, Tensor):
         if x.is_complex():
             raise TypeError(f"{name} must be real, got a tensor of dtype {x.dtype}")
+        if x.is_meta:
+            raise ValueError(f"{name} is a meta tensor (a shape without values): compute the "
+                             "metric on real data")
         return x if x.is_floating_point() else x.to(torch.float64)
     a = np.asarray(x)
     if a.dtype.kind in "biu":
@@ -75,6 +78,14 @@ def _operand(x: Any, name: str, like: Tensor) -> Tensor:
     v = _to_tensor(x, name).to(device=like.device, dtype=like.dtype)
     _check_finite(v, name)
     return v
+
+
+def _real(value: Any, name: str) -> float:
+    """A real number argument (not a bool, string or array) as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
 
 
 def _out(value: Tensor, as_torch: bool) -> Any:
@@ -160,6 +171,10 @@ def mpjve(pred: ArrayLike, target: ArrayLike, axis: int = -3, dt: float | None =
     """Mean per-joint velocity error: MPJPE of the first differences along the time ``axis``
     (a leading axis; default the one before joints), divided by the frame time ``dt`` if given
     (units per second instead of per frame)."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an integer, got {type(axis).__name__} {axis!r}")
+    if dt is not None:
+        dt = _real(dt, "dt")
     p, t, as_torch = _pair(pred, target, min_dims=3)
     ndim = p.dim()
     ax = axis + ndim if axis < 0 else axis
@@ -186,8 +201,9 @@ def pck(pred: ArrayLike, target: ArrayLike, threshold: float,
     leading shape ``pred.shape[:-2]``; positive), distances are divided by it first, so
     ``threshold`` is relative (e.g. 0.2 for PCK@0.2).
     """
+    threshold = _real(threshold, "threshold")
     p, t, as_torch = _pair(pred, target)
-    if not (np.isfinite(float(threshold)) and float(threshold) >= 0):
+    if not (np.isfinite(threshold) and threshold >= 0):
         raise ValueError(f"threshold must be a finite, non-negative number, got {threshold!r}")
     dist = _distances(p, t)
     if normalize is not None:

@@ -104,8 +104,7 @@ def test_conv2d_is_a_conv2d_with_dense_weights() -> None:
     layer = ChiralConv2d(rep_in, rep_out, (9, 1), padding=(4, 0))
     assert isinstance(layer, nn.Conv2d)
     assert layer.weight.shape == (24, 3, 9, 1) and layer.bias.shape == (24,)
-    assert set(layer.state_dict()) == {"parametrizations.weight.original",
-                                       "parametrizations.bias.original"}
+    assert set(layer.state_dict()) == {"weight_plus", "weight_minus", "bias_plus"}
     text = repr(layer)
     assert "ChiralConv2d" in text and "kernel_size=(9, 1)" in text and "->" in text
 
@@ -241,8 +240,8 @@ def make_input(shape: tuple[int, ...], dtype: torch.dtype = torch.float64,
 def randomise(bn: ChiralBatchNorm2d) -> ChiralBatchNorm2d:
     if bn.affine:
         with torch.no_grad():
-            bn.parametrizations["weight"].original.uniform_(0.5, 1.5)
-            bn.parametrizations["bias"].original.normal_()
+            bn.weight_plus.uniform_(0.5, 1.5)
+            bn.bias_plus.normal_()
     return bn
 
 
@@ -313,7 +312,7 @@ def test_bn2d_gradients_match_reference(shape: tuple[int, ...]) -> None:
     bn = randomise(ChiralBatchNorm2d(MIXED, dtype=torch.float64))
     x = make_input(shape)
     target = torch.randn(shape, dtype=torch.float64)
-    free = [bn.parametrizations["weight"].original, bn.parametrizations["bias"].original]
+    free = [bn.weight_plus, bn.bias_plus]
     x1 = x.clone().requires_grad_()
     got = torch.autograd.grad(((bn(x1) - target) ** 3).sum(), [x1, *free])
     x2 = x.clone().requires_grad_()

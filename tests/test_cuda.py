@@ -43,7 +43,7 @@ def test_conv_bn_linear_equivariant_on_cuda(train: bool) -> None:
     y = linear(h.transpose(1, 2))
     assert _err(linear(HIDDEN.apply(h, 1).transpose(1, 2)), POSE.apply(y)) < 1e-10
     y.sum().backward()
-    assert conv.parametrizations.weight.original.grad.is_cuda
+    assert conv.weight_plus.grad.is_cuda
 
 
 @pytest.mark.parametrize("cls", [ChiralLSTM, ChiralGRU])
@@ -66,7 +66,7 @@ def test_autocast_bf16_runs_close_to_fp32() -> None:
         out.float().pow(2).mean().backward()
     assert out.dtype == torch.bfloat16
     assert _err(out.float(), reference) < 0.1 * reference.abs().max().item()
-    assert torch.isfinite(model[0].parametrizations.weight.original.grad).all()
+    assert torch.isfinite(model[0].weight_plus.grad).all()
 
 
 def test_export_on_cuda_keeps_device() -> None:

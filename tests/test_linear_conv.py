@@ -118,8 +118,7 @@ def test_state_dict_round_trip_and_plain_checkpoint() -> None:
     b.load_state_dict(a.state_dict())
     x = torch.randn(2, 51, 5)
     assert torch.equal(a(x), b(x))
-    assert set(a.state_dict()) == {"parametrizations.weight.original",
-                                   "parametrizations.bias.original"}
+    assert set(a.state_dict()) == {"weight_plus", "weight_minus", "bias_plus"}
     plain = nn.Conv1d(51, 51, 3)
     c = ChiralConv1d(rep_in, rep_out, 3)
     c.load_state_dict(plain.state_dict())
@@ -210,9 +209,9 @@ def test_reset_parameters_reaches_the_free_parameters(make) -> None:  # type: ig
         for p in layer.parameters():
             p.zero_()
     layer.reset_parameters()
-    theta = layer.parametrizations.weight.original
+    theta = layer.weight_plus
     assert theta.abs().sum() > 0 and layer.weight.abs().sum() > 0
-    assert layer.parametrizations.bias.original.abs().sum() > 0
+    assert layer.bias_plus.abs().sum() > 0
     x = torch.randn(4, layer.in_features if isinstance(layer, nn.Linear) else 34,
                     *(() if isinstance(layer, nn.Linear) else (5,)), dtype=torch.float64)
     rep_in, rep_out = layer.rep_in, layer.rep_out

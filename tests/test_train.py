@@ -3,10 +3,13 @@ exactly, and runs as two DistributedDataParallel processes (gloo on CPU)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from symmetrize import check
+from symmetrize.atomic import FileLockedError
 from symmetrize.train import (
     NotEquivariantError,
     TrainConfig,
@@ -59,19 +63,50 @@ def test_a_plain_model_is_refused_before_training() -> None:
     assert result.steps == math.ceil(48 / 64)
 
 
-def test_a_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    full = _run(str(RUNS), "full", str(tmp_path), cwd=tmp_path)
-    assert full.returncode == 0, full.stderr
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory of an uninterrupted run (full.ckpt, full.jsonl, full-0.pt)."""
+    out = tmp_path_factory.mktemp("full")
+    run = _run(str(RUNS), "full", str(out), cwd=out)
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+def _same_run(full: Path, out: Path, killed: str) -> None:
+    """The resumed run reached the uninterrupted run's weights bit for bit, its log has every
+    record once and equal to the uninterrupted one's, and nothing was left behind."""
+    a = torch.load(full / "full-0.pt", weights_only=True)
+    b = torch.load(out / f"resume{killed[6:]}-0.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (out / f"{killed}.jsonl").read_text() == (full / "full.jsonl").read_text()
+    assert not list(out.glob("*.tmp")) and not list(out.glob("*.lock"))
+
+
+def test_a_killed_run_resumes_to_the_same_weights(full_run: Path, tmp_path: Path) -> None:
     killed = _run(str(RUNS), "killed", str(tmp_path), cwd=tmp_path)
     assert killed.returncode == -9  # SIGKILL in the middle of the second epoch
     saved = load_checkpoint(tmp_path / "killed.ckpt")
     assert saved["progress"] == {"epoch": 1, "batch": KILL_AT - 4, "step": KILL_AT}
     assert not list(tmp_path.glob("*.tmp"))
+    assert (tmp_path / "killed.ckpt.lock").exists()  # left by the killed run: stale
     resumed = _run(str(RUNS), "resume", str(tmp_path), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    a = torch.load(tmp_path / "full-0.pt", weights_only=True)
-    b = torch.load(tmp_path / "resume-0.pt", weights_only=True)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    _same_run(full_run, tmp_path, "killed")
+
+
+def test_a_run_killed_while_saving_resumes_to_the_same_weights(full_run: Path,
+                                                              tmp_path: Path) -> None:
+    killed = _run(str(RUNS), "killed_save", str(tmp_path), cwd=tmp_path)
+    assert killed.returncode == -9
+    assert len(list(tmp_path.glob(".killed_save.ckpt.*.tmp"))) == 1  # the half-written one
+    saved = load_checkpoint(tmp_path / "killed_save.ckpt")  # the previous one, intact
+    step = saved["progress"]["step"]
+    assert saved["progress"] == {"epoch": 1, "batch": step - 4, "step": step}
+    logged = (tmp_path / "killed_save.jsonl").read_text().splitlines()
+    assert json.loads(logged[-1])["step"] == step + 1  # logged, then killed saving it
+    resumed = _run(str(RUNS), "resume_save", str(tmp_path), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    _same_run(full_run, tmp_path, "killed_save")
 
 
 def test_two_processes_keep_identical_equivariant_replicas(tmp_path: Path) -> None:
@@ -108,14 +143,14 @@ def test_checkpoint_budget_and_schedules(tmp_path: Path) -> None:
 
 
 def test_recurrent_models_clip_gradients_and_bad_options_are_clear() -> None:
-    from symmetrize.train.loop import _amp_dtype, _grad_clip
+    from symmetrize.train.config import amp_dtype, grad_clip
 
-    assert _grad_clip("auto", Seq2Seq(cell=nn.GRU)) == 5.0
-    assert _grad_clip("auto", TemporalModel()) is None
-    with pytest.raises(ValueError, match="amp must be"):
-        _amp_dtype("fp8", torch.device("cpu"))
+    assert grad_clip("auto", Seq2Seq(cell=nn.GRU)) == 5.0
+    assert grad_clip("auto", TemporalModel()) is None
+    with pytest.raises(ValueError, match="amp='fp8' is not allowed: one of 'auto'"):
+        amp_dtype("fp8", torch.device("cpu"))
     with pytest.raises(ValueError, match="needs a CUDA device"):
-        _amp_dtype("fp16", torch.device("cpu"))
+        amp_dtype("fp16", torch.device("cpu"))
     empty = TensorDataset(torch.zeros(0, 9, 17, 2), torch.zeros(0, 1, 17, 3))
     with pytest.raises(ValueError, match="train set is empty"):
         fit(TemporalModel(), empty, TrainConfig(progress=False, check=False))
@@ -134,3 +169,51 @@ def test_progress_bar_shows_epoch_loss_and_eta(capsys: pytest.CaptureFixture[str
     fit(model, train, TrainConfig(epochs=1, batch_size=12, progress=True))
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "loss=" in err and "<" in err  # tqdm's "elapsed<remaining"
+
+
+def test_resuming_a_finished_run_trains_and_writes_nothing(tmp_path: Path) -> None:
+    model, train, val = setup()
+    ckpt, log = tmp_path / "run.ckpt", tmp_path / "run.csv"
+    config = TrainConfig(epochs=2, batch_size=12, progress=False, checkpoint=str(ckpt),
+                         log=str(log), max_steps=5)
+    first = fit(model, train, config, val=val)
+    assert (first.steps, first.start_step, first.stopped) == (5, 0, "max_steps")
+    before = ckpt.read_bytes(), log.read_bytes(), ckpt.stat().st_mtime_ns
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    again = fit(model, train, replace(config, resume=True), val=val)
+    assert (again.steps, again.start_step, again.stopped) == (5, 5, "max_steps")
+    assert again.train_loss == first.train_loss and again.val_metric == first.val_metric
+    assert (ckpt.read_bytes(), log.read_bytes(), ckpt.stat().st_mtime_ns) == before
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    # lifting the step budget continues the run to its end; resuming the end does nothing
+    done = fit(model, train, replace(config, max_steps=None, resume=True), val=val)
+    assert (done.steps, done.epochs_done, done.stopped) == (8, 2, "completed")
+    assert len(done.train_loss) == 2 and done.train_loss[0] == first.train_loss[0]
+    before = ckpt.read_bytes(), log.read_bytes()
+    assert fit(model, train, replace(config, max_steps=None, resume=True), val=val).steps == 8
+    assert (ckpt.read_bytes(), log.read_bytes()) == before
+    rows = list(csv.DictReader(log.read_text().splitlines()))
+    steps = [int(r["step"]) for r in rows if not r["val"]]
+    assert steps == list(range(1, 9)) and [r["epoch"] for r in rows if r["val"]] == ["1", "2"]
+
+
+def test_a_second_writer_is_refused_and_a_dead_ones_lock_taken_over(tmp_path: Path) -> None:
+    model, train, _ = setup()
+    ckpt = tmp_path / "run.ckpt"
+    lock = tmp_path / "run.ckpt.lock"
+    config = TrainConfig(epochs=1, batch_size=12, progress=False, checkpoint=str(ckpt))
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(f"{owner.pid} {socket.gethostname()}\n")
+        with pytest.raises(FileLockedError, match=rf"run.ckpt.*pid {owner.pid}.*wait for"):
+            fit(model, train, config)
+        assert not ckpt.exists() and lock.exists()
+    finally:
+        owner.kill()
+        owner.wait()
+    leftover = tmp_path / ".run.ckpt.k1ll3d_x.tmp"  # what a write killed midway leaves
+    leftover.write_bytes(b"partial")
+    other = tmp_path / ".run.ckpt.other.tmp"  # not write_atomic's: kept
+    other.write_bytes(b"x")
+    assert fit(model, train, config).steps == 4  # the owner is gone: its lock is stale
+    assert ckpt.exists() and not lock.exists() and not leftover.exists() and other.exists()

@@ -1,10 +1,13 @@
 """Training runs launched as separate processes by tests/test_train.py: an uninterrupted run, a
-run killed with SIGKILL mid-epoch, its resumption, and one DistributedDataParallel replica.
+run killed with SIGKILL mid-epoch (during a step, or while writing a checkpoint), their
+resumption, and one DistributedDataParallel replica.
 
-Usage: python tests/train_runs.py MODE OUT_DIR (MODE: full, killed, resume, ddp)."""
+Usage: python tests/train_runs.py MODE OUT_DIR (MODE: full, killed, killed_save, resume,
+resume_save, ddp). A resume mode continues the killed run's checkpoint and log."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -51,8 +54,12 @@ def main(mode: str, out: Path) -> None:
             if calls[0] > KILL_AT:
                 os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, like a preempted job
             return (prediction - target).norm(dim=-1).mean()
-    if mode == "resume":
-        config.checkpoint, config.resume = str(out / "killed.ckpt"), True
+    if mode == "killed_save":
+        _die_while_writing_checkpoint(KILL_AT)
+    if mode.startswith("resume"):
+        killed = "killed" + mode[len("resume"):]
+        config.checkpoint, config.log = str(out / f"{killed}.ckpt"), str(out / f"{killed}.jsonl")
+        config.resume = True
     if mode == "ddp":
         config.batch_size = 6  # two replicas: the same global batch of 12
         config.checkpoint = None
@@ -60,6 +67,29 @@ def main(mode: str, out: Path) -> None:
     fit(model, train, config, loss=loss, val=val, augment=BatchFlip("h36m"))
     rank = os.environ.get("RANK", "0")
     torch.save(model.state_dict(), out / f"{mode}-{rank}.pt")
+
+
+def _die_while_writing_checkpoint(at: int) -> None:
+    """SIGKILL this process half-way through writing its ``at``-th checkpoint."""
+    import symmetrize.train.checkpoint as checkpoint
+
+    real, calls = checkpoint.write_atomic, [0]
+
+    def dying(path: str, write) -> None:  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        if calls[0] < at:
+            return real(path, write)
+
+        def partial(handle) -> None:  # type: ignore[no-untyped-def]
+            buffer = io.BytesIO()
+            write(buffer)
+            handle.write(buffer.getvalue()[:buffer.tell() // 2])
+            handle.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        return real(path, partial)
+
+    checkpoint.write_atomic = dying
 
 
 if __name__ == "__main__":

@@ -14,19 +14,17 @@ else, then check every level of the structure.
 
 from __future__ import annotations
 
-import codecs
 import os
-import pickle
 import zipfile
 import zlib
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from symmetrize.atomic import write_atomic
+from symmetrize.data.pickles import ArchiveError, read_pickled
 from symmetrize.skeleton import Skeleton
 
 __all__ = [
@@ -48,83 +46,6 @@ Positions2D = dict[str, dict[str, list[np.ndarray]]]
 PathLike = str | os.PathLike[str]
 
 
-class ArchiveError(ValueError):
-    """An archive that is not in VideoPose3D's format (or not safe to unpickle)."""
-
-
-# -- restricted unpickling ------------------------------------------------------------------------
-
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-    reconstruct = np.zeros(()).__reduce__()[0]
-    scalar = np.float64(0).__reduce__()[0]
-    frombuffer = np.zeros(1).__reduce_ex__(5)[0]
-    allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("collections", "OrderedDict"): OrderedDict,
-        ("_codecs", "encode"): codecs.encode,  # bytes in protocol-2 pickles
-    }
-    for core in ("numpy.core", "numpy._core"):  # NumPy 1 and NumPy 2 pickles
-        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
-        allowed[(f"{core}.multiarray", "scalar")] = scalar
-        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
-    return allowed
-
-
-_ALLOWED = _allowed_globals()
-
-
-class _Refused(pickle.UnpicklingError):
-    pass
-
-
-# What a truncated or corrupt pickle (or zip member) raises while loading.
-_CORRUPT = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, OverflowError, zipfile.BadZipFile, zlib.error, OSError)
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise _Refused(f"{module}.{name}") from None
-
-
-def _read_pickled(stream: IO[bytes], where: str, key: str) -> Any:
-    """The object pickled in one ``.npy`` member (a 0-d object array), unwrapped."""
-    fmt = np.lib.format
-    try:
-        version = fmt.read_magic(stream)
-        if version == (1, 0):
-            shape, _, dtype = fmt.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, _, dtype = fmt.read_array_header_2_0(stream)
-        else:
-            raise ArchiveError(f"{where}: {key!r} uses .npy format version {version}, which "
-                               f"VideoPose3D archives do not")
-    except ArchiveError:
-        raise
-    except _CORRUPT as exc:
-        raise ArchiveError(f"{where}: {key!r} is not a valid .npy array "
-                           f"({type(exc).__name__}: {exc})") from None
-    if not dtype.hasobject or shape != ():
-        raise ArchiveError(f"{where}: {key!r} is an array of shape {shape} and dtype {dtype}, "
-                           f"not a pickled dict as VideoPose3D writes")
-    try:
-        obj = _SafeUnpickler(stream).load()
-    except _Refused as exc:
-        raise ArchiveError(f"{where}: {key!r} pickles a reference to {exc}, which a pose archive "
-                           f"never needs; refusing to load it (only dicts, lists, strings, "
-                           f"numbers and NumPy arrays are allowed)") from None
-    except _CORRUPT as exc:
-        raise ArchiveError(f"{where}: {key!r} could not be unpickled "
-                           f"({type(exc).__name__}: {exc})") from None
-    if not (isinstance(obj, np.ndarray) and obj.shape == () and obj.dtype == object):
-        raise ArchiveError(f"{where}: {key!r} does not hold a single pickled object")
-    return obj[()]
-
-
 def _read_archive(path: PathLike, keys: Sequence[str]) -> dict[str, Any]:
     """``{key: unpickled object}`` for ``keys`` of the ``.npz`` archive at ``path``."""
     p = Path(path)
@@ -135,14 +56,20 @@ def _read_archive(path: PathLike, keys: Sequence[str]) -> dict[str, Any]:
     if not zipfile.is_zipfile(p):
         raise ArchiveError(f"{p}: not an .npz archive (not a zip file)")
     out: dict[str, Any] = {}
-    with zipfile.ZipFile(p) as archive:
-        members = {n[: -len(".npy")]: n for n in archive.namelist() if n.endswith(".npy")}
-        for key in keys:
-            if key not in members:
-                found = ", ".join(repr(k) for k in sorted(members)) or "none"
-                raise ArchiveError(f"{p}: no {key!r} array in the archive (keys found: {found})")
-            with archive.open(members[key]) as stream:
-                out[key] = _read_pickled(stream, str(p), key)
+    try:
+        with zipfile.ZipFile(p) as archive:
+            members = {n[: -len(".npy")]: n for n in archive.namelist() if n.endswith(".npy")}
+            for key in keys:
+                if key not in members:
+                    found = ", ".join(repr(k) for k in sorted(members)) or "none"
+                    raise ArchiveError(f"{p}: no {key!r} array in the archive (keys found: "
+                                       f"{found})")
+                with archive.open(members[key]) as stream:
+                    out[key] = read_pickled(stream, str(p), key)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
+            NotImplementedError) as exc:
+        raise ArchiveError(f"{p}: a damaged .npz archive ({type(exc).__name__}: {exc})") \
+            from None
     return out
 
 
@@ -344,8 +271,8 @@ def load_positions_2d(path: PathLike, skeleton: Skeleton | str | None = None,
     if skeleton is not None:
         sk = Skeleton.coerce(skeleton)
         if count is not None and count != len(sk):
-            raise ValueError(f"{where}: the arrays have {count} joints but {_label(sk)} has "
-                             f"{len(sk)}")
+            raise ArchiveError(f"{where}: the arrays have {count} joints but {_label(sk)} has "
+                               f"{len(sk)}")
         check_symmetry(metadata, sk)
     out = {s: {a: [np.asarray(x, np.float64) for x in cams] for a, cams in acts.items()}
            for s, acts in positions.items()}

@@ -5,7 +5,8 @@ A BVH file is a joint tree (``ROOT``/``JOINT``/``End Site``, each with an ``OFFS
 parent and ``CHANNELS``) followed by ``MOTION``: a frame count, a frame time and one line of
 channel values per frame. Rotation channels (degrees) compose intrinsically in the order listed,
 ``R = R_first @ R_second @ R_third``; position channels (on any joint) translate the joint in its
-parent's frame, so ``pos = parent_pos + parent_R @ (offset + translation)``.
+parent's frame, so ``pos = parent_pos + parent_R @ (offset + translation)``. The hierarchy is read
+without recursion, so any nesting depth works.
 
 :func:`load_cmu` reads the CMU takes (cgspeed's 31-joint conversion) in metres, without the
 synthetic T-pose of frame 0. :func:`mirror_motion` is the left/right mirror of a motion.
@@ -16,15 +17,14 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import dataclass
 from os import PathLike
-from pathlib import Path
 
 import numpy as np
 
-from symmetrize.skeleton import Skeleton
+from symmetrize.data.errors import BVHError, parse_number, read_text
+from symmetrize.data.kinematics import axis_rotation
+from symmetrize.data.motion import CMU_UNIT_METRES, Motion, drop_empty_lead, mirror_motion
 
 __all__ = [
     "CMU_UNIT_METRES",
@@ -36,102 +36,10 @@ __all__ = [
     "parse_bvh",
 ]
 
-CMU_UNIT_METRES = 0.05644
-"""Length of one CMU unit in metres (the ASF files' ``length 0.45``: 1/0.45 inch)."""
-
 _TOKEN = re.compile(r"[{}]|[^\s{}]+")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 _CHANNELS = {f"{axis}{kind}": (kind, i) for i, axis in enumerate("xyz")
              for kind in ("position", "rotation")}
 _CHANNEL_NAMES = "Xposition Yposition Zposition Xrotation Yrotation Zrotation"
-
-
-class BVHError(ValueError):
-    """A malformed BVH file; ``source`` and ``line`` (1-based) say where."""
-
-    def __init__(self, source: str, line: int, message: str) -> None:
-        self.source = source
-        self.line = line
-        self.message = message
-        super().__init__(f"{source}:{line}: {message}")
-
-    def __reduce__(self) -> tuple[type[BVHError], tuple[str, int, str]]:
-        return type(self), (self.source, self.line, self.message)
-
-
-# -- the motion ------------------------------------------------------------------------------
-
-@dataclass(frozen=True, eq=False)
-class Motion:
-    """Joint positions over time plus the joint tree they come from.
-
-    ``positions`` is ``(T, J, 3)`` float64 (metres when loaded with a ``scale``, else file units),
-    ``names`` and ``parents`` (``-1`` for a root) describe the ``J`` joints, ``offsets`` is each
-    joint's ``(J, 3)`` rest offset from its parent (from the origin for a root), ``fps`` the frame
-    rate and ``source`` where the motion came from. Arrays are stored as read-only copies.
-    """
-
-    positions: np.ndarray
-    names: tuple[str, ...]
-    parents: tuple[int, ...]
-    fps: float
-    offsets: np.ndarray
-    source: str = "<string>"
-
-    def __post_init__(self) -> None:
-        pos = np.array(self.positions, dtype=np.float64)
-        if pos.ndim != 3 or pos.shape[2] != 3:
-            raise ValueError(f"positions must have shape (T, J, 3), got {pos.shape}")
-        names = tuple(self.names)
-        parents = tuple(int(p) for p in self.parents)
-        n = pos.shape[1]
-        if len(names) != n or len(parents) != n:
-            raise ValueError(f"positions have {n} joints but there are {len(names)} names and "
-                             f"{len(parents)} parents; give one of each per joint")
-        bad = [p for p in parents if not -1 <= p < n]
-        if bad:
-            raise ValueError(f"parent index {bad[0]} out of range for {n} joints (-1 for a root)")
-        offsets = np.array(self.offsets, dtype=np.float64)
-        if offsets.shape != (n, 3):
-            raise ValueError(f"offsets must have shape ({n}, 3), got {offsets.shape}")
-        fps = float(self.fps)
-        if not (math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be a positive finite number, got {self.fps!r}")
-        pos.setflags(write=False)
-        offsets.setflags(write=False)
-        for key, value in (("positions", pos), ("names", names), ("parents", parents),
-                           ("offsets", offsets), ("fps", fps), ("source", str(self.source))):
-            object.__setattr__(self, key, value)
-
-    def __len__(self) -> int:
-        """Number of frames."""
-        return int(self.positions.shape[0])
-
-    @cached_property
-    def skeleton(self) -> Skeleton:
-        """The joints as a :class:`~symmetrize.Skeleton` (mirror pairs inferred from names)."""
-        return Skeleton(self.names, parents=self.parents)
-
-    def select(self, indices: int | slice | Sequence[int] | np.ndarray) -> Motion:
-        """The motion restricted to some frames (an int, a slice, indices or a boolean mask)."""
-        frames = np.atleast_1d(np.arange(len(self))[indices])
-        return replace(self, positions=self.positions[frames])
-
-
-def mirror_motion(motion: Motion, axis: int = 0) -> Motion:
-    """The left/right mirror image: every joint swaps with its twin and coordinate ``axis`` flips.
-
-    Twins come from :attr:`Motion.skeleton` (joint names); ``axis=0`` (x) is the left/right axis
-    of the CMU data. Offsets are mirrored the same way, so mirroring twice gives the motion back.
-    """
-    if axis not in (0, 1, 2):
-        raise ValueError(f"axis must be 0, 1 or 2 (the coordinate to negate), got {axis!r}")
-    twin = motion.skeleton.mirror
-    sign = np.ones(3)
-    sign[axis] = -1.0
-    return replace(motion, positions=motion.positions[:, twin] * sign,
-                   offsets=motion.offsets[twin] * sign)
 
 
 # -- hierarchy -------------------------------------------------------------------------------
@@ -145,18 +53,16 @@ class _Joint:
     channels: tuple[tuple[str, int], ...] = ()  # (kind, axis) in file order
     channel_names: tuple[str, ...] | None = None  # None: no CHANNELS line (yet)
     end_site: bool = False
+    label: str = ""
 
 
 def _number(source: str, token: str, line: int, what: str) -> float:
-    if _NUMBER.fullmatch(token):
-        return float(token)
-    if token.lower() in _NON_FINITE:
-        raise BVHError(source, line, f"{what} is {token!r}; values must be finite")
-    raise BVHError(source, line, f"{what} is {token!r}, not a number")
+    return parse_number(token, BVHError, source, line, what)
 
 
 class _HierarchyParser:
-    """Recursive descent over the header tokens ``(text, line)``, up to ``MOTION``."""
+    """The header tokens ``(text, line)`` up to ``MOTION`` into joints, parents first. Open
+    joints live on an explicit stack (no recursion: any depth)."""
 
     def __init__(self, tokens: list[tuple[str, int]], source: str, last_line: int) -> None:
         self.tokens = tokens
@@ -164,6 +70,8 @@ class _HierarchyParser:
         self.last_line = last_line
         self.pos = 0
         self.joints: list[_Joint] = []
+        self.names: set[str] = set()
+        self.open: list[int] = []  # indices of the joints whose '}' is still to come
 
     def error(self, line: int, message: str) -> BVHError:
         return BVHError(self.source, line, message)
@@ -191,7 +99,8 @@ class _HierarchyParser:
             raise self.error(line, f"unexpected token {tok!r}; a BVH file starts with HIERARCHY")
         while (nxt := self.peek()) is not None and nxt[0].upper() == "ROOT":
             self.pos += 1
-            self.joint(-1, "ROOT", nxt[1])
+            self.start_joint(-1, "ROOT", nxt[1])
+            self.bodies()
         nxt = self.peek()
         if nxt is None:
             what = "ROOT" if not self.joints else "MOTION"
@@ -201,7 +110,8 @@ class _HierarchyParser:
             raise self.error(nxt[1], f"unexpected token {nxt[0]!r}, expected {expected}")
         return self.joints
 
-    def joint(self, parent: int, kind: str, line: int) -> None:
+    def start_joint(self, parent: int, kind: str, line: int) -> None:
+        """Read a joint's name and its '{', and open it."""
         words = self.rest_of_line(line)
         if kind == "End Site":
             if not words or words[0].upper() != "SITE":
@@ -211,42 +121,46 @@ class _HierarchyParser:
             raise self.error(line, f"{kind} without a joint name")
         else:
             name = " ".join(words)
-        if any(j.name == name for j in self.joints):
+        if name in self.names:
             raise self.error(line, f"duplicate joint name {name!r}; joint names must be unique")
-        index = len(self.joints)
-        joint = _Joint(name, parent, line, end_site=kind == "End Site")
-        self.joints.append(joint)
         label = f"{kind} {name!r}" if kind != "End Site" else f"End Site of {name[:-4]!r}"
+        joint = _Joint(name, parent, line, end_site=kind == "End Site", label=label)
+        self.names.add(name)
+        self.joints.append(joint)
         tok, tok_line = self.take(f"'{{' after {label}")
         if tok != "{":
             raise self.error(tok_line, f"missing '{{' after {label}, found {tok!r}")
-        self.body(joint, index, label)
-        if joint.offset is None:
-            raise self.error(line, f"{label} has no OFFSET")
+        self.open.append(len(self.joints) - 1)
 
-    def body(self, joint: _Joint, index: int, label: str) -> None:
-        while True:
+    def bodies(self) -> None:
+        """The contents of the open joints, until every one is closed."""
+        while self.open:
+            index = self.open[-1]
+            joint = self.joints[index]
             nxt = self.peek()
             if nxt is None or nxt[0].upper() == "MOTION":
                 at = self.last_line if nxt is None else nxt[1]
-                raise self.error(at, f"missing '}}' closing {label} (opened at line {joint.line})")
+                raise self.error(at, f"missing '}}' closing {joint.label} (opened at line "
+                                     f"{joint.line})")
             tok, line = nxt
             word = tok.upper()
             self.pos += 1
             if tok == "}":
-                return
-            if word == "OFFSET" and joint.offset is None:
-                joint.offset = self.offset(line)
+                self.open.pop()
+                if joint.offset is None:
+                    raise self.error(joint.line, f"{joint.label} has no OFFSET")
+            elif word == "OFFSET" and joint.offset is None:
+                joint.offset = self.offset()
             elif word == "CHANNELS" and not joint.end_site and joint.channel_names is None:
                 self.channels(joint, line)
             elif word == "JOINT" and not joint.end_site:
-                self.joint(index, "JOINT", line)
+                self.start_joint(index, "JOINT", line)
             elif word == "END" and not joint.end_site:
-                self.joint(index, "End Site", line)
+                self.start_joint(index, "End Site", line)
             else:
-                raise self.error(line, f"unexpected token {tok!r} in {label}")
+                raise self.error(line, f"unexpected token {tok!r} in {joint.label}")
 
-    def offset(self, line: int) -> tuple[float, float, float]:
+    def offset(self) -> tuple[float, float, float]:
         values = []
         for k in range(3):
             tok, tok_line = self.take("three OFFSET values")
@@ -337,20 +251,6 @@ def _parse_frames(source: str, lines: list[str], start: int, n_frames: int, fram
 
 # -- forward kinematics ----------------------------------------------------------------------
 
-def _axis_rotation(axis: int, degrees: np.ndarray) -> np.ndarray:
-    """``(T, 3, 3)`` rotations by ``degrees`` about coordinate axis ``axis``."""
-    rad = np.radians(degrees)
-    c, s = np.cos(rad), np.sin(rad)
-    i, j = ((1, 2), (2, 0), (0, 1))[axis]
-    out = np.zeros((rad.shape[0], 3, 3))
-    out[:, axis, axis] = 1.0
-    out[:, i, i] = c
-    out[:, j, j] = c
-    out[:, i, j] = -s
-    out[:, j, i] = s
-    return out
-
-
 def _local_transform(joint: _Joint, values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """The joint's local rotation ``(T, 3, 3)`` (``None``: identity) and translation ``(T, 3)``
     (its offset plus any position channels), from its columns of ``values``."""
@@ -360,7 +260,7 @@ def _local_transform(joint: _Joint, values: np.ndarray) -> tuple[np.ndarray | No
         if kind == "position":
             trans[:, axis] += values[:, col]
         else:
-            step = _axis_rotation(axis, values[:, col])
+            step = axis_rotation(axis, np.radians(values[:, col]))
             rot = step if rot is None else rot @ step
     return rot, trans
 
@@ -411,15 +311,18 @@ def parse_bvh(text: str, *, source: str = "<string>", scale: float | None = None
     if not any(line.strip() for line in lines):
         raise BVHError(source, 1, "empty file: expected a BVH HIERARCHY section")
     tokens, motion_at = _header_tokens(lines)
-    joints = _HierarchyParser(tokens, source, len(lines)).parse()
-    assert motion_at is not None  # parse() fails without MOTION
+    parser = _HierarchyParser(tokens, source, len(lines))
+    joints = parser.parse()
+    if motion_at is None:  # parse() stopped at a MOTION that does not begin its line
+        raise BVHError(source, tokens[parser.pos][1], "MOTION must begin its own line (with "
+                                                      "'Frames:' on the next)")
     count, frames_at = _header_value(source, lines, motion_at + 1, _FRAMES, "Frames: <count>")
     if not count.isdigit():
         raise BVHError(source, frames_at + 1, f"frame count is {count!r}, not a whole number")
     step, time_at = _header_value(source, lines, frames_at + 1, _FRAME_TIME,
                                   "Frame Time: <seconds>")
     frame_time = _number(source, step, time_at + 1, "Frame Time")
-    if frame_time <= 0:
+    if not (frame_time > 0 and math.isfinite(1.0 / frame_time)):
         raise BVHError(source, time_at + 1, f"Frame Time is {step!r}; it must be positive")
     labels = [f"{j.name} {c}" for j in joints for c in j.channel_names or ()]
     values = _parse_frames(source, lines, time_at + 1, int(count), frames_at + 1, labels)
@@ -440,7 +343,7 @@ def parse_bvh(text: str, *, source: str = "<string>", scale: float | None = None
 def load_bvh(path: str | PathLike[str], *, scale: float | None = None, drop_first: int = 0,
              include_end_sites: bool = False) -> Motion:
     """Read a BVH file; see :func:`parse_bvh` for the options."""
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    text = read_text(path, "BVH")
     return parse_bvh(text, source=str(path), scale=scale, drop_first=drop_first,
                      include_end_sites=include_end_sites)
 
@@ -452,9 +355,4 @@ def load_cmu(path: str | PathLike[str], *, drop_zero_frames: bool = True) -> Mot
     root translations zero: an empty capture frame, as the first motion frame of 07_12) go too.
     """
     motion = load_bvh(path, scale=CMU_UNIT_METRES, drop_first=1)
-    if not drop_zero_frames or len(motion) == 0:
-        return motion
-    roots = [i for i, p in enumerate(motion.parents) if p < 0]
-    at_rest = np.all(motion.positions[:, roots] == motion.offsets[roots], axis=(1, 2))
-    lead = len(motion) if at_rest.all() else int(np.argmin(at_rest))
-    return motion.select(slice(lead, None)) if lead else motion
+    return drop_empty_lead(motion) if drop_zero_frames else motion

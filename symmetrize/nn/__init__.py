@@ -1,4 +1,5 @@
-"""Chirality-equivariant layers: each is its PyTorch counterpart with shared weights."""
+"""Chirality-equivariant layers: each is its PyTorch counterpart, stored and (where it pays) run
+in the mirror's eigenbasis."""
 
 from symmetrize.nn.activation import ODD_ACTIVATIONS, ChiralActivation, is_odd
 from symmetrize.nn.batchnorm import ChiralBatchNorm1d
@@ -8,7 +9,7 @@ from symmetrize.nn.conv import ChiralConv1d, InvariantConv1d
 from symmetrize.nn.conv2d import ChiralConv2d, InvariantConv2d
 from symmetrize.nn.linear import ChiralLinear, InvariantLinear
 from symmetrize.nn.rnn import ChiralGRU, ChiralLSTM
-from symmetrize.nn.shared import ChiralModule, SharedParameter
+from symmetrize.nn.shared import ChiralModule
 
 __all__ = [
     "ODD_ACTIVATIONS",
@@ -26,6 +27,5 @@ __all__ = [
     "InvariantConv1d",
     "InvariantConv2d",
     "InvariantLinear",
-    "SharedParameter",
     "is_odd",
 ]

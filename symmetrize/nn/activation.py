@@ -56,14 +56,17 @@ class ChiralActivation(nn.Module):
                              "nn.Hardtanh")
         self.dim = dim
         self.register_buffer("negated", torch.tensor(rep.sign < 0), persistent=False)
+        # static: no data-dependent branch in forward (torch.export / ONNX / jit.trace)
+        self._any_negated = bool((rep.sign < 0).any())
+        self._all_negated = bool((rep.sign < 0).all()) if rep.size else False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[self.dim] != self.rep.size:
             raise ValueError(f"ChiralActivation expects {self.rep.size} channels on axis {self.dim}, "
                              f"got input of shape {tuple(x.shape)}")
-        if not bool(self.negated.any()):
+        if not self._any_negated:
             return self.activation(x)
-        if bool(self.negated.all()):
+        if self._all_negated:
             return self.odd(x)
         shape = [1] * x.dim()
         shape[self.dim] = self.rep.size

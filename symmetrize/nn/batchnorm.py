@@ -17,17 +17,14 @@ are symmetric: ``running_mean[perm[c]] = sign[c] * running_mean[c]`` and
 
 The scale ``gamma`` is shared across each swapped pair with sign ``+1`` (``rep.unsigned()``), the
 shift ``beta`` follows the bias rule (``rep``; zero on negated fixed channels), so
-``bn(T x) = T bn(x)`` in training and in evaluation.
+``bn(T x) = T bn(x)`` in training and in evaluation. Both are stored as their eigenbasis
+coordinates: ``weight_plus`` (the ``+`` half of ``rep.unsigned()``) and ``bias_plus`` (the ``+``
+half of ``rep``); ``weight`` / ``bias`` read as the dense vectors.
 
-Speed: the batch-statistics path is one ``torch.autograd.Function`` that also does the shared
-parameters' gather (forward) and scatter (backward), so a training step costs about what a plain
-``nn.BatchNorm1d`` step does. Forward: PyTorch's batch-norm statistics kernel, channel-sized
-symmetrisation, then the output in one fused pass (the evaluation-mode ``batch_norm`` kernel, or a
-broadcast ``addcmul`` for ``(N, C)`` and short ``(N, C, L)`` inputs on CPU, whichever is faster).
-Backward: one fused reduction pass (``sum g`` and ``sum g * xhat`` from
-``native_batch_norm_backward`` in evaluation mode), then ``dx = gamma r g + slope x + const`` as
-one fused per-channel affine pass over ``x`` plus one in-place ``addcmul`` of ``g``. The function
-is not twice differentiable.
+Speed: the batch-statistics path is one ``torch.autograd.Function``
+(:mod:`symmetrize.nn.batchnorm_fn`) that also gathers ``gamma`` / ``beta`` from their coordinates
+(``C``-sized, forward) and scatters their gradients (backward), so a training step costs about
+what a plain ``nn.BatchNorm1d`` step does. The layer runs in the original basis.
 """
 
 from __future__ import annotations
@@ -36,193 +33,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
-from symmetrize.nn.shared import ChiralModule, SharedParameter, building_from
-from symmetrize.rep import Rep, WeightSharing
+from symmetrize.eigenbasis import project_vector
+from symmetrize.nn.batchnorm_fn import LOW_PRECISION, ChiralBatchNormFn, Plan, as_dtype
+from symmetrize.nn.shared import BlockSpec, ChiralModule, building_from
+from symmetrize.rep import Rep
 
 __all__ = ["ChiralBatchNorm1d"]
-
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
-_nbb = torch.ops.aten.native_batch_norm_backward
-
-
-class _Plan:
-    """Channel-sized constants of one layer on one device, statistics dtype and parameter dtype.
-
-    ``perm`` / ``sign2``: the Rep (``None`` when trivial / unsigned); ``sign2`` stacks its signs
-    over ones, for a (mean-like, variance-like) pair of rows. ``w_*`` / ``b_*``: the gather
-    ``dense = theta[index] * sign`` of the shared ``gamma`` / ``beta`` (``index = None``: the tensor
-    passed is already dense). ``ones`` / ``zeros``: constant statistics for the fused kernels.
-    """
-
-    __slots__ = ("perm", "sign2", "w_index", "w_sign", "w_free", "b_index", "b_sign", "b_free",
-                 "ones", "zeros", "eps")
-
-    def __init__(self, rep: Rep, w_sharing: WeightSharing | None, b_sharing: WeightSharing | None,
-                 device: torch.device, stat_dtype: torch.dtype, param_dtype: torch.dtype,
-                 eps: float) -> None:
-        def tensor(values: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
-            return torch.tensor(values.tolist(), device=device, dtype=dtype)
-
-        self.perm = None if rep.is_trivial else tensor(rep.perm)
-        # (2, C): the Rep's signs over ones, for stacked (mean-like, variance-like) rows.
-        self.sign2 = None
-        if rep.n_negated:
-            self.sign2 = torch.stack([tensor(rep.sign, stat_dtype),
-                                      torch.ones(rep.size, device=device, dtype=stat_dtype)])
-        self.w_index = self.w_sign = self.b_index = self.b_sign = None
-        self.w_free = self.b_free = 0
-        if w_sharing is not None:
-            self.w_index, self.w_free = tensor(w_sharing.index), w_sharing.n_free
-            if (w_sharing.sign != 1).any():
-                self.w_sign = tensor(w_sharing.sign, param_dtype)
-        if b_sharing is not None:
-            self.b_index, self.b_free = tensor(b_sharing.index), b_sharing.n_free
-            if (b_sharing.sign != 1).any():
-                self.b_sign = tensor(b_sharing.sign, param_dtype)
-        self.ones = torch.ones(rep.size, device=device, dtype=stat_dtype)
-        self.zeros = torch.zeros(rep.size, device=device, dtype=stat_dtype)
-        self.eps = eps
-
-
-def _gather(theta: torch.Tensor | None, index: torch.Tensor | None,
-            sign: torch.Tensor | None) -> torch.Tensor | None:
-    if theta is None or index is None:
-        return theta
-    if theta.shape[0] == 0:  # every entry forced to zero (e.g. beta of an all-negated Rep)
-        return theta.new_zeros(index.shape[0])
-    dense = theta.index_select(0, index)
-    return dense if sign is None else dense.mul_(sign)
-
-
-def _scatter(grad: torch.Tensor, index: torch.Tensor | None, sign: torch.Tensor | None,
-             n_free: int) -> torch.Tensor:
-    """Transpose of :func:`_gather`: the gradient of the free parameters."""
-    if index is None:
-        return grad
-    if n_free == 0:
-        return grad.new_zeros(0)
-    if sign is not None:
-        grad = grad * sign
-    return grad.new_zeros(n_free).index_add_(0, index, grad)
-
-
-def _batch_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and biased variance over every axis but 1: PyTorch's own batch-norm
-    statistics kernel (two passes per channel, double accumulation, so accurate even when
-    ``|mean| >> std``). Half inputs are reduced in float32."""
-    if x.dtype in _LOW_PRECISION:
-        x = x.float()
-    return torch.batch_norm_update_stats(x, None, None, 0.0)
-
-
-def _symmetrise(mu: torch.Tensor, v: torch.Tensor,
-                plan: _Plan) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and biased variance of the augmented batch; exactly symmetric in floating point."""
-    if plan.perm is None:  # trivial Rep: nothing to pair
-        return mu, v
-    stats = torch.stack([mu, v])  # one gather and few ops for both rows (C-sized work)
-    partner = stats.index_select(1, plan.perm)
-    if plan.sign2 is not None:
-        partner.mul_(plan.sign2)  # row 0: T mu = sign * mu[perm]; row 1: v[perm]
-    gap2 = mu - partner[0]  # twice the half-gap; the partner's is exactly its negative
-    stats.add_(partner).mul_(0.5)
-    stats[1].addcmul_(gap2, gap2, value=0.25)  # within + between: never negative
-    return stats[0], stats[1]
-
-
-def _use_elementwise(x: torch.Tensor, coeff_dtype: torch.dtype) -> bool:
-    """Whether a per-channel affine map of ``x`` is faster as a broadcast ``addcmul`` than as the
-    evaluation-mode ``batch_norm`` kernel: on CPU for ``(N, C)`` and short ``(N, C, L)`` inputs
-    (measured crossover near ``L = 8``), and only without mixed precision."""
-    return (x.dtype == coeff_dtype and (x.dim() == 2 or x.shape[2] < 8)
-            and x.device.type == "cpu")
-
-
-def _channel_view(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return t if x.dim() == 2 else t.view((-1,) + (1,) * (x.dim() - 2))
-
-
-def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return t if t.dtype == dtype else t.to(dtype)
-
-
-class _ChiralBatchNormFn(torch.autograd.Function):
-    """Batch norm of ``x`` with the symmetrised statistics of ``{x, T x}``.
-
-    ``apply(x, theta_w, theta_b, plan)`` returns ``(y, m, var)``: the output, and the
-    (non-differentiable) augmented-batch mean and biased variance, for the running statistics.
-    ``theta_w`` / ``theta_b`` are the free parameters of ``gamma`` / ``beta`` (or ``None``).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, theta_w: torch.Tensor | None,
-                theta_b: torch.Tensor | None,
-                plan: _Plan) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        gamma = _gather(theta_w, plan.w_index, plan.w_sign)
-        beta = _gather(theta_b, plan.b_index, plan.b_sign)
-        m, var = _symmetrise(*_batch_stats(x), plan)
-        rstd = (var + plan.eps).rsqrt_()
-        scale = rstd if gamma is None else rstd * _as(gamma, rstd.dtype)  # gamma r
-        elementwise = _use_elementwise(x, scale.dtype) and (beta is None
-                                                            or beta.dtype == scale.dtype)
-        if elementwise:
-            shift = m * scale.neg() if beta is None else torch.addcmul(beta, m, scale, value=-1.0)
-            y = torch.addcmul(_channel_view(shift, x), x, _channel_view(scale, x))
-        else:  # the fused kernel, also for mixed precision (half x, float statistics)
-            kind = m.dtype if gamma is None else gamma.dtype
-            y = torch.batch_norm(x, gamma, beta, _as(m, kind), _as(var, kind), False, 0.0,
-                                 plan.eps, False)
-        ctx.save_for_backward(x, gamma, m, var, rstd, scale)
-        ctx.plan, ctx.elementwise = plan, elementwise
-        ctx.mark_non_differentiable(m, var)
-        return y, m, var
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_y: torch.Tensor | None, _gm: Any, _gv: Any) -> tuple[Any, ...]:
-        x, gamma, m, var, rstd, scale = ctx.saved_tensors
-        plan: _Plan = ctx.plan
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        if grad_y is None:
-            return None, None, None, None
-        if not grad_y.is_contiguous() and x.is_contiguous():
-            grad_y = grad_y.contiguous()  # e.g. the stride-0 gradient of y.sum()
-        # One fused reduction pass; evaluation mode normalises with the m / var passed (ours):
-        # H = sum g * xhat, G = sum g.
-        kind = m.dtype if gamma is None else gamma.dtype
-        # (the CUDA kernel asserts save_mean / save_invstd are given even in eval mode)
-        _, h_sum, g_sum = _nbb(grad_y, x, gamma, _as(m, kind), _as(var, kind), _as(m, kind),
-                               _as(rstd, kind), False, plan.eps,
-                               [False, need_w or need_x, need_b or need_x])
-        grad_w = _scatter(h_sum, plan.w_index, plan.w_sign, plan.w_free) if need_w else None
-        grad_b = _scatter(g_sum, plan.b_index, plan.b_sign, plan.b_free) if need_b else None
-        if not need_x:
-            return None, grad_w, grad_b, None
-        # With r = rstd, per channel: A = dL/dm = gamma r (r H m - G), B = dL/dvar = -gamma r^2 H/2,
-        # dL/dmu_c = (A_c + s_c A_p) / 2, dL/dq_c = (B_c + B_p) / 2 (q = E[x^2]), and
-        #     dx = gamma r g + dL/dmu / n + (2 dL/dq / n) x  =  gamma r g + const + slope x.
-        # Rows of `coeff`: (s / n) A and (s / n) 2 B (s = 1/2 with pairs, 1 without), then paired.
-        rh = _as(h_sum, m.dtype) * rstd
-        coeff = torch.stack([torch.addcmul(_as(g_sum, m.dtype), rh, m, value=-1.0), rh])
-        n = x.numel() // x.shape[1]
-        coeff.mul_(scale * (-1.0 / n if plan.perm is None else -0.5 / n))
-        if plan.perm is not None:
-            partner = coeff.index_select(1, plan.perm)
-            if plan.sign2 is None:
-                coeff.add_(partner)
-            else:
-                coeff.addcmul_(partner, plan.sign2)
-        const, slope = coeff[0], coeff[1]
-        # slope * x + const in one fused pass, then gamma r g in place.
-        if ctx.elementwise:
-            grad_x = torch.addcmul(_channel_view(const, x), x, _channel_view(slope, x))
-        else:  # the evaluation-mode kernel with unit statistics
-            grad_x = torch.batch_norm(x, slope, const, plan.zeros, plan.ones, False, 0.0, 0.0,
-                                      False)
-        grad_x.addcmul_(grad_y, _channel_view(scale, x))
-        return grad_x, grad_w, grad_b, None
 
 
 class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
@@ -258,43 +75,45 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
                                 dtype=dtype)
         self.rep = rep
         if affine:
-            self._share("weight", Rep.trivial(1), rep.unsigned())
-            self._share("bias", Rep.trivial(1), rep)
-        self._plans: dict[tuple[Any, ...], _Plan] = {}
+            ref = self._parameters.pop("weight")
+            self._parameters.pop("bias")
+            self._register_blocks("weight", BlockSpec(None, rep.unsigned()), ref.device,
+                                  ref.dtype)
+            self._register_blocks("bias", BlockSpec(None, rep), ref.device, ref.dtype)
+            self.reset_parameters()
+        self._plans: dict[tuple[Any, ...], Plan] = {}
         self.register_load_state_dict_pre_hook(_symmetrise_running_stats)
 
     # ----------------------------------------------------------------- parameters
+    @property
+    def rep_in(self) -> Rep:
+        return self.rep
+
+    @property
+    def rep_out(self) -> Rep:
+        return self.rep
+
     def reset_parameters(self) -> None:
         """Running statistics reset, ``gamma = 1``, ``beta = 0`` (as ``nn.BatchNorm1d``)."""
-        if not (self.affine and parametrize.is_parametrized(self, "weight")):
+        if "_block_specs" not in self.__dict__:
             super().reset_parameters()
             return
         self.reset_running_stats()
         with torch.no_grad():
-            self.parametrizations["weight"].original.fill_(1.0)
-            self.parametrizations["bias"].original.zero_()
-
-    def _free_parameter(self, name: str) -> tuple[torch.Tensor, WeightSharing | None]:
-        """The tensor the fused function reads for ``name``: the free parameters when ``name``
-        is our plain shared parametrization (the function gathers and scatters them itself),
-        else the dense tensor (e.g. after more parametrizations were registered on it)."""
-        plist = self.parametrizations[name]
-        stack = plist._modules  # (ParametrizationList's len / [] are slow on the hot path)
-        if len(stack) == 1:
-            (first,) = stack.values()
-            if isinstance(first, SharedParameter):
-                return plist.original, first.sharing
-        return getattr(self, name), None
+            ones = torch.ones(self.num_features, dtype=self.weight_plus.dtype,
+                              device=self.weight_plus.device)
+            self.weight_plus.copy_(project_vector(ones, self.rep.unsigned()))
+            self.bias_plus.zero_()
 
     def _plan(self, device: torch.device, stat_dtype: torch.dtype, param_dtype: torch.dtype,
-              w_sharing: WeightSharing | None, b_sharing: WeightSharing | None) -> _Plan:
-        key = (device, stat_dtype, param_dtype, w_sharing, b_sharing, self.eps)
+              coords: bool) -> Plan:
+        key = (device, stat_dtype, param_dtype, coords, self.eps)
         plan = self._plans.get(key)
         if plan is None:
             if len(self._plans) > 8:
                 self._plans.clear()
-            plan = self._plans[key] = _Plan(self.rep, w_sharing, b_sharing, device, stat_dtype,
-                                            param_dtype, self.eps)
+            plan = self._plans[key] = Plan(self.rep, coords, coords, device, stat_dtype,
+                                           param_dtype, self.eps)
         return plan
 
     # ----------------------------------------------------------------- forward
@@ -319,22 +138,21 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
                                     torch.backends.cudnn.enabled)
         if input.numel() == 0:  # as nn.BatchNorm1d: empty output, statistics untouched
             return input.clone()
-        stat_dtype = torch.float32 if input.dtype in _LOW_PRECISION else input.dtype
+        stat_dtype = torch.float32 if input.dtype in LOW_PRECISION else input.dtype
         if self.affine:
-            theta_w, w_sharing = self._free_parameter("weight")
-            theta_b, b_sharing = self._free_parameter("bias")
+            theta_w, theta_b = self.weight_plus, self.bias_plus
             param_dtype = theta_w.dtype
         else:
-            theta_w = theta_b = w_sharing = b_sharing = None
+            theta_w = theta_b = None
             param_dtype = stat_dtype
-        plan = self._plan(input.device, stat_dtype, param_dtype, w_sharing, b_sharing)
-        y, m, var = _ChiralBatchNormFn.apply(input, theta_w, theta_b, plan)
+        plan = self._plan(input.device, stat_dtype, param_dtype, self.affine)
+        y, m, var = ChiralBatchNormFn.apply(input, theta_w, theta_b, plan)
         rm, rv = self.running_mean, self.running_var
         if tracking and rm is not None and rv is not None:
             n = 2 * (input.numel() // self.num_features)  # the augmented batch's count
             with torch.no_grad():
-                rm.lerp_(_as(m, rm.dtype), factor)
-                rv.lerp_(_as(var, rv.dtype) * (n / (n - 1)), factor)  # var is saved: no in-place
+                rm.lerp_(as_dtype(m, rm.dtype), factor)
+                rv.lerp_(as_dtype(var, rv.dtype) * (n / (n - 1)), factor)  # var is saved: no in-place
         return y
 
     # ----------------------------------------------------------------- conversion
@@ -358,7 +176,8 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
                         device=None if ref is None else ref.device,
                         dtype=None if ref is None else ref.dtype)
             if module.affine:
-                layer._copy_dense_from(module, ("weight", "bias"))
+                layer.assign_dense("weight", module.weight)
+                layer.assign_dense("bias", module.bias)
         if module.track_running_stats and module.running_mean is not None:
             with torch.no_grad():
                 rm, rv = _symmetric_stats(rep, module.running_mean, module.running_var)
@@ -372,7 +191,7 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
         """A plain batch norm (``nn.BatchNorm1d`` / ``2d``) with the materialised ``gamma`` /
         ``beta`` and these running statistics: identical outputs in evaluation (in training the
         plain layer normalises with the statistics of ``x`` alone, not of ``{x, T x}``)."""
-        ref = self.weight if self.affine else self.running_mean
+        ref = self.weight_plus if self.affine else self.running_mean
         dense = self._dense_cls(self.num_features, eps=self.eps, momentum=self.momentum,
                                affine=self.affine, track_running_stats=self.track_running_stats,
                                device=None if ref is None else ref.device,
@@ -387,6 +206,12 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
                 dense.num_batches_tracked.copy_(self.num_batches_tracked)
         dense.train(self.training)
         return dense
+
+    def _check_io(self, batch: int, generator: torch.Generator, dtype: torch.dtype) -> Any:
+        shape = (batch + 2, self.num_features) + ((5,) if self._dense_cls is nn.BatchNorm1d
+                                                  else (4, 3))
+        x = torch.randn(shape, generator=generator, dtype=dtype)
+        return (x,), (self.rep.apply(x, 1),), lambda y: self.rep.apply(y, 1)
 
     def extra_repr(self) -> str:
         return (f"{self.rep!r}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

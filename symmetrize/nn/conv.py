@@ -1,15 +1,18 @@
-"""Chirality-equivariant convolutions (1-D temporal and 2-D) and the convolutional invariance
-layers, with their conversion from and to plain PyTorch layers."""
+"""Chirality-equivariant convolutions (1-D temporal; 2-D in :mod:`symmetrize.nn.conv2d`) and the
+convolutional invariance layers, stored and run in the mirror's eigenbasis."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from symmetrize.nn.linear import _check_widths
-from symmetrize.nn.shared import ChiralModule, building_from
+from symmetrize.eigenbasis import eigenbasis
+from symmetrize.nn.blockops import BLOCKS, block_apply, choose_execution
+from symmetrize.nn.linear import check_widths
+from symmetrize.nn.shared import BlockSpec, ChiralModule, building_from
 from symmetrize.rep import Rep
 
 __all__ = ["ChiralConv1d", "InvariantConv1d"]
@@ -18,8 +21,9 @@ _Size = int | tuple[int, ...]
 
 
 class ChiralConv(ChiralModule):
-    """Conversion shared by the chiral convolutions: ``_dense_cls`` is the plain class (the
-    second base); the weights' every kernel tap is an equivariant channel map."""
+    """Shared by the chiral convolutions: ``_dense_cls`` is the plain class (the second base).
+    Every kernel tap is an equivariant channel map, so the weight's blocks are
+    ``(n+_out, n+_in, *kernel)`` and ``(n-_out, n-_in, *kernel)``."""
 
     _dense_cls: ClassVar[type[nn.modules.conv._ConvNd]]
     rep_in: Rep
@@ -28,12 +32,55 @@ class ChiralConv(ChiralModule):
     def _init_conv(self, rep_in: Rep, rep_out: Rep, kernel_size: _Size, stride: _Size,
                    padding: _Size | str, dilation: _Size, bias: bool, padding_mode: str,
                    device: torch.device | str | None, dtype: torch.dtype | None) -> None:
+        check_widths(type(self).__name__, rep_in.size if isinstance(rep_in, Rep) else -1,
+                     rep_out.size if isinstance(rep_out, Rep) else -1, rep_in, rep_out)
+        # the plain constructor validates and stores the geometry; its dense tensors are dropped
         self._dense_cls.__init__(self, rep_in.size, rep_out.size,  # type: ignore[call-arg]
                                  kernel_size, stride=stride, padding=padding, dilation=dilation,
-                                 bias=bias, padding_mode=padding_mode, device=device,
+                                 bias=bias, padding_mode=padding_mode, device="meta",
                                  dtype=dtype)
-        self._share_weight_and_bias(rep_in, rep_out, bias)
+        del self._parameters["weight"]
+        self._parameters.pop("bias", None)
+        self.rep_in, self.rep_out = rep_in, rep_out
+        taps = tuple(self.kernel_size)  # type: ignore[attr-defined]
+        bound = 1.0 / math.sqrt(max(rep_in.size * math.prod(taps), 1))
+        self._register_blocks("weight", BlockSpec(rep_in, rep_out, taps, bound), device, dtype)
+        if bias:
+            self._register_blocks("bias", BlockSpec(None, rep_out, (), bound), device, dtype)
+        else:
+            self.register_parameter("bias_plus", None)
+        self.execution = choose_execution(rep_in, rep_out, eigenbasis)
+        self._sample_blocks()
 
+    @property
+    def has_bias(self) -> bool:
+        return self._parameters.get("bias_plus") is not None
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "bias" and self.__dict__.get("_block_specs") is not None \
+                and "bias" not in self._block_specs:
+            return None
+        return super().__getattr__(name)
+
+    def _channel_dim(self, x: torch.Tensor) -> int:
+        return 0 if x.dim() == len(self.kernel_size) + 1 else 1  # type: ignore[attr-defined]
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - torch's name
+        conv: Any = self
+        if self.execution != BLOCKS:
+            return conv._conv_forward(input, self.weight, self.bias)
+        return block_apply(input, self._channel_dim(input), eigenbasis(self.rep_in),
+                           eigenbasis(self.rep_out), conv._conv_forward, conv.weight_plus,
+                           conv.weight_minus, conv.bias_plus)
+
+    def forward_eigen(self, x_plus: torch.Tensor,
+                      x_minus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer on eigenbasis halves (channels on axis 1): ``(W+ * x+ + b+, W- * x-)``."""
+        conv: Any = self
+        return (conv._conv_forward(x_plus, conv.weight_plus, self.plus_bias()),
+                conv._conv_forward(x_minus, conv.weight_minus, None))
+
+    # ----------------------------------------------------------------- conversion
     @classmethod
     def from_dense(cls, module: nn.modules.conv._ConvNd, rep_in: Rep, rep_out: Rep) -> Any:
         """A chiral copy of ``module`` with its weights projected onto the equivariant ones."""
@@ -43,10 +90,12 @@ class ChiralConv(ChiralModule):
         if module.groups != 1:
             raise ValueError(f"{cls.__name__}.from_dense: grouped convolutions (groups="
                              f"{module.groups}) are not supported")
-        _check_widths(cls.__name__, module.in_channels, module.out_channels, rep_in, rep_out)
+        check_widths(cls.__name__, module.in_channels, module.out_channels, rep_in, rep_out)
         with building_from(module):
             layer = cls._from_geometry(module, rep_in, rep_out)
-            layer._copy_dense_from(module, ("weight", "bias"))
+        layer.assign_dense("weight", module.weight)
+        if module.bias is not None:
+            layer.assign_dense("bias", module.bias)
         return layer
 
     @classmethod
@@ -55,18 +104,28 @@ class ChiralConv(ChiralModule):
                    **_geometry(module))
 
     def to_dense(self) -> nn.modules.conv._ConvNd:
-        """A plain convolution with the materialised weights (same outputs)."""
-        module: nn.modules.conv._ConvNd = self  # type: ignore[assignment]
+        """A plain convolution with the dense weights (same outputs)."""
+        module: Any = self
+        ref = module.weight_plus
         dense = self._dense_cls(module.in_channels, module.out_channels,  # type: ignore[call-arg]
-                                module.kernel_size, **_geometry(module))
+                                module.kernel_size, **_geometry(module, ref))
         with torch.no_grad():
             dense.weight.copy_(module.weight)
-            if module.bias is not None:
+            if self.has_bias:
                 dense.bias.copy_(module.bias)
         return dense
 
+    def _check_io(self, batch: int, generator: torch.Generator, dtype: torch.dtype) -> Any:
+        module: Any = self
+        span = [d * (k - 1) + 1 for d, k in zip(module.dilation, module.kernel_size, strict=True)]
+        shape = (batch, module.in_channels, *(s + 4 for s in span))
+        x = torch.randn(shape, generator=generator, dtype=dtype)
+        return (x,), (self.rep_in.apply(x, 1),), lambda y: self.rep_out.apply(y, 1)
+
     def extra_repr(self) -> str:
-        return f"{self.rep_in!r} -> {self.rep_out!r}, " + self._dense_cls.extra_repr(self)
+        return (f"{self.rep_in!r} -> {self.rep_out!r}, "
+                + self._dense_cls.extra_repr(self)  # type: ignore[arg-type]
+                + f", execution={self.execution!r}")
 
 
 class InvariantConv(ChiralConv):
@@ -88,11 +147,12 @@ class InvariantConv(ChiralConv):
                    **_geometry(module))
 
 
-def _geometry(module: nn.modules.conv._ConvNd) -> dict[str, Any]:
+def _geometry(module: Any, ref: torch.Tensor | None = None) -> dict[str, Any]:
     """Everything but the widths and kernel size that rebuilds ``module``'s layer."""
+    ref = module.weight if ref is None else ref
+    bias = module.bias is not None
     return dict(stride=module.stride, padding=module.padding, dilation=module.dilation,
-                bias=module.bias is not None, padding_mode=module.padding_mode,
-                device=module.weight.device, dtype=module.weight.dtype)
+                bias=bias, padding_mode=module.padding_mode, device=ref.device, dtype=ref.dtype)
 
 
 class ChiralConv1d(ChiralConv, nn.Conv1d):
@@ -100,6 +160,8 @@ class ChiralConv1d(ChiralConv, nn.Conv1d):
 
     Channels are on axis 1. The mirror acts on channels only, so it commutes with the time axis:
     stride, dilation and every padding mode of ``nn.Conv1d`` keep the layer equivariant.
+    Parameters ``weight_plus`` / ``weight_minus`` / ``bias_plus`` as :class:`ChiralLinear`'s, with
+    the kernel taps last; ``weight`` / ``bias`` read as the dense tensors.
 
     Args:
         rep_in, rep_out: how the mirror acts on input and output channels.

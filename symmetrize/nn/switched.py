@@ -1,5 +1,5 @@
-"""The converted model's ``forward``: the user's own, run with shared weights gathered once and
-functional activations switched at given source lines.
+"""The converted model's ``forward``: the user's own, with functional activations switched at
+given source lines.
 
 A module's activation is switched by replacing the module; a function called inside ``forward``
 cannot be replaced that way. The converted model's class gets a ``forward`` that runs the user's
@@ -8,9 +8,8 @@ activation whose calling line (the innermost frame outside torch) is one of the 
 runs ``torch.tanh`` instead. Every other call, and every call from other lines, is untouched, so
 the user's control flow, shapes and methods keep working.
 
-The same ``forward`` runs under ``torch.nn.utils.parametrize.cached()``: a chiral layer called
-several times in one forward (a seq2seq decoder, once per forecast frame) gathers its weights
-once, not once per call.
+Chiral layers keep their weights as eigenbasis blocks and compute with them directly, so nothing
+needs caching per forward (and ``torch.jit.trace`` of the converted model works).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
 __all__ = ["SWITCHABLE", "SwitchActivations", "install_switch", "uninstall_switch"]
@@ -86,8 +84,8 @@ _CLASSES: dict[type, type] = {}
 
 
 def install_switch(model: nn.Module, sites: Iterable[tuple[str, int]] = ()) -> None:
-    """Give ``model`` (in place) the converted model's ``forward``: its own ``forward`` run under
-    ``parametrize.cached()`` and, when ``sites`` are given, :class:`SwitchActivations`.
+    """Give ``model`` (in place) the converted model's ``forward``: its own ``forward``, run under
+    :class:`SwitchActivations` when ``sites`` are given.
 
     The model's class becomes a subclass of its own class (same name and methods) that only
     overrides ``forward``.
@@ -100,7 +98,7 @@ def install_switch(model: nn.Module, sites: Iterable[tuple[str, int]] = ()) -> N
     if switching is None:
         def forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
             sites = self._symmetrize_switched
-            with parametrize.cached(), (SwitchActivations(sites) if sites else nullcontext()):
+            with SwitchActivations(sites) if sites else nullcontext():
                 return cls.forward(self, *args, **kwargs)
 
         def reduce(self: nn.Module, protocol: int) -> tuple[Any, ...]:

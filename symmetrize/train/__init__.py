@@ -2,14 +2,10 @@
 precision on CUDA, several processes under ``torchrun``, atomic checkpoints and exact resume."""
 
 from symmetrize.train.checkpoint import load_checkpoint, save_checkpoint
-from symmetrize.train.loop import (
-           NotEquivariantError,
-           TrainConfig,
-           TrainResult,
-           evaluate,
-           fit,
-)
+from symmetrize.train.config import ConfigError, ConfigTypeError, TrainConfig
+from symmetrize.train.loop import NotEquivariantError, TrainResult, evaluate, fit
 from symmetrize.train.schedule import bn_momentum, set_bn_momentum
 
-__all__ = ["NotEquivariantError", "TrainConfig", "TrainResult", "bn_momentum", "evaluate", "fit",
-           "load_checkpoint", "save_checkpoint", "set_bn_momentum"]
+__all__ = ["ConfigError", "ConfigTypeError", "NotEquivariantError", "TrainConfig", "TrainResult",
+           "bn_momentum", "evaluate", "fit", "load_checkpoint", "save_checkpoint",
+           "set_bn_momentum"]

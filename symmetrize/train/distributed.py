@@ -57,13 +57,25 @@ class Distributed:
             dist.destroy_process_group()
 
 
+def _env_int(name: str, default: str | None) -> int:
+    text = os.environ.get(name, default)
+    if text is None or not text.strip().isdigit():
+        raise ValueError(f"environment variable {name}={text!r} is not allowed: a non-negative "
+                         "integer. Fix: launch with torchrun (which sets WORLD_SIZE, RANK and "
+                         "LOCAL_RANK) or unset WORLD_SIZE for a single process")
+    return int(text)
+
+
 def setup_distributed(device: torch.device) -> Distributed:
     """Join the process group ``torchrun`` describes (``nccl`` on CUDA, else ``gloo``); a single
     process without it."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = _env_int("WORLD_SIZE", "1")
     if world <= 1:
         return Distributed()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local = _env_int("RANK", None), _env_int("LOCAL_RANK", "0")
+    if not 0 <= rank < world:
+        raise ValueError(f"environment variable RANK={rank} is not allowed with WORLD_SIZE="
+                         f"{world}: 0 .. {world - 1}. Fix: launch with torchrun, which sets both")
     started = False
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

@@ -12,8 +12,8 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +21,19 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from symmetrize.atomic import check_writable, clean_leftovers, file_lock
 from symmetrize.metrics import mpjpe
-from symmetrize.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from symmetrize.train.batches import check_callables, check_dataset, check_model, collate, order
+from symmetrize.train.checkpoint import restore
+from symmetrize.train.config import TrainConfig
 from symmetrize.train.distributed import Distributed, setup_distributed
+from symmetrize.train.early_stop import EarlyStopping, best_path
+from symmetrize.train.engine import Augment, Engine, Loss
 from symmetrize.train.progress import MetricLog
 from symmetrize.train.schedule import bn_momentum, set_bn_momentum
 
 __all__ = ["NotEquivariantError", "TrainConfig", "TrainResult", "fit"]
 
-Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Augment = Callable[[Sequence[torch.Tensor], torch.Generator], Sequence[torch.Tensor]]
 Predict = Callable[[nn.Module, Sequence[torch.Tensor]], torch.Tensor]
 
 
@@ -39,56 +42,12 @@ class NotEquivariantError(ValueError):
 
 
 @dataclass
-class TrainConfig:
-    """How to train. The defaults follow VideoPose3D and the Chirality Nets paper.
-
-    Attributes:
-        epochs: passes over the training set.
-        batch_size: samples per step and process.
-        lr: Adam's initial learning rate.
-        betas: Adam's ``(beta1, beta2)``.
-        lr_decay: the learning rate is multiplied by this after every epoch.
-        bn_momentum: BatchNorm momentum decayed exponentially from the first value to the
-            second over the run (``None``: left as it is).
-        grad_clip: max gradient norm; ``"auto"``: 5.0 for models with recurrent layers
-            (LSTM/GRU and their cells), none otherwise.
-        amp: ``"auto"`` (bf16 on a CUDA GPU that supports it, else fp16; off on CPU),
-            ``"bf16"``, ``"fp16"`` or ``"off"``.
-        device: ``"auto"`` (this process's CUDA GPU when there is one, else CPU) or a device.
-        seed: seeds the batch order, dropout and every random generator.
-        checkpoint: file to write checkpoints to (atomically); ``None``: none.
-        checkpoint_every: also write one every this many steps (0: at epoch ends only).
-        resume: continue from ``checkpoint`` if it exists.
-        max_minutes: stop (with a checkpoint) when this much wall time has passed.
-        max_steps: stop after this many optimiser steps in all (smoke runs).
-        log: a ``.csv`` or ``.jsonl`` file receiving one record per step and per epoch.
-        progress: show a progress bar (tqdm) on the main process.
-        check: run :func:`~symmetrize.check` first and refuse a model that is not equivariant.
-    """
-
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    lr_decay: float = 0.95
-    bn_momentum: tuple[float, float] | None = (0.1, 0.001)
-    grad_clip: float | str | None = "auto"
-    amp: str = "auto"
-    device: str = "auto"
-    seed: int = 0
-    checkpoint: str | None = None
-    checkpoint_every: int = 0
-    resume: bool = False
-    max_minutes: float | None = None
-    max_steps: int | None = None
-    log: str | None = None
-    progress: bool = True
-    check: bool = True
-
-
-@dataclass
 class TrainResult:
-    """What :func:`fit` did: per-epoch mean losses, validation metrics, and why it stopped."""
+    """What :func:`fit` did: per-epoch mean losses, validation metrics, and why it stopped.
+    A resumed run's result carries the history from its checkpoint; ``start_step`` is the step
+    it resumed at (0 for a fresh run), so ``steps - start_step`` steps were taken by this call.
+    ``val_steps[i]`` is the step of evaluation ``val_metric[i]`` (per epoch, or every
+    ``config.eval_every`` steps); ``best_step``/``best_metric`` the best evaluation so far."""
 
     epochs_done: int = 0
     steps: int = 0
@@ -96,6 +55,15 @@ class TrainResult:
     val_metric: list[float] = field(default_factory=list)
     stopped: str = "completed"
     seconds: float = 0.0
+    start_step: int = 0
+    val_steps: list[int] = field(default_factory=list)
+    best_step: int | None = None
+    best_metric: float | None = None
+
+    @property
+    def val_curve(self) -> list[tuple[int, float]]:
+        """Every evaluation as ``(step, value)``, for learning curves."""
+        return list(zip(self.val_steps, self.val_metric))
 
 
 def fit(model: nn.Module, train: Dataset, config: TrainConfig | None = None, *,
@@ -120,126 +88,153 @@ def fit(model: nn.Module, train: Dataset, config: TrainConfig | None = None, *,
     Returns:
         A :class:`TrainResult`. Under ``torchrun`` every process trains a DistributedDataParallel
         replica on its share of each batch order; the main process writes the checkpoint, the
-        log and the progress bar.
+        log and the progress bar, holding their lock files (``<file>.lock``) for the run.
+
+    Resuming (``config.resume``) is idempotent: a checkpoint that already reached
+    ``max_steps`` or ``epochs`` trains nothing and writes nothing, and the log keeps no rows of
+    steps that are run again.
 
     Raises:
+        ConfigError: a bad option (checked again here: a field may have changed).
+        FileNotFoundError, IsADirectoryError, PermissionError: the checkpoint or the log cannot
+            be written (checked before any work).
+        FileLockedError: another run is writing the same checkpoint or log.
         NotEquivariantError: ``config.check`` and the model fails the check.
-        ValueError: an empty dataset, a bad item, a bad option.
+        TypeError, ValueError: a bad model (no trainable parameters, meta tensors), an empty
+            dataset or a bad item, a checkpoint of another run.
     """
-    config = config or TrainConfig()
-    loss_fn, metric_fn = loss or mpjpe, metric or mpjpe
-    n = _check_dataset(train, "train")
+    if config is None:
+        config = TrainConfig()
+    elif not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    config.validate()
+    check_callables(loss=loss, metric=metric, augment=augment, predict=predict)
+    check_model(model)
+    n, arity = check_dataset(train, "train")
     if val is not None:
-        _check_dataset(val, "val")
-    device = _device(config.device)
+        check_dataset(val, "val", arity)
+    elif config.patience is not None or config.keep_best:
+        raise ValueError(f"config.patience={config.patience!r}, keep_best={config.keep_best!r} "
+                         "need a validation set to track. Fix: pass val=..., or drop patience "
+                         "and keep_best")
+    loss_fn, metric_fn = loss or mpjpe, metric or mpjpe
+    device = config.resolve_device()
     env = setup_distributed(device)
     started = time.monotonic()
     try:
-        model.to(device)
-        if config.check:
-            _check_first(model, spec, train, device)
-        torch.manual_seed(config.seed)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
-        progress = {"epoch": 0, "batch": 0, "step": 0}
-        result = TrainResult()
-        saved = None
-        if config.resume and config.checkpoint is not None:
-            saved = _resume(config.checkpoint, model, optimizer, scheduler, result)
-        engine = _Engine(model, optimizer, scheduler, config, env, device, loss_fn, augment)
-        if saved is not None:
-            progress = dict(saved["progress"])
-            if engine.scaler is not None and saved["extra"].get("scaler"):
-                engine.scaler.load_state_dict(saved["extra"]["scaler"])
-        log = MetricLog(config.log if env.is_main else None, resume=config.resume)
-        try:
-            _run(engine, train, n, val, (metric_fn, predict), progress, result, log, started)
-        finally:
-            log.close()
+        with _files(config, env):
+            model.to(device)
+            if config.check:
+                _check_first(model, spec, train, device)
+            torch.manual_seed(config.seed)
+            optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+            progress = {"epoch": 0, "batch": 0, "step": 0}
+            result = TrainResult()
+            saved = None
+            if config.resume and Path(config.checkpoint).exists():  # type: ignore[arg-type]
+                saved = restore(config.checkpoint, model=model,  # type: ignore[arg-type]
+                                optimizer=optimizer, scheduler=scheduler,
+                                config=config.to_dict(), world_size=env.world_size)
+                _restore_result(result, saved)
+            engine = Engine(model, optimizer, scheduler, config, env, device, loss_fn, augment)
+            engine.early_stop = EarlyStopping(config.patience, config.min_delta, config.keep_best)
+            if saved is not None and saved["extra"].get("early_stop"):
+                engine.early_stop.load_state_dict(saved["extra"]["early_stop"])
+            if saved is not None:
+                progress = dict(saved["progress"])
+                engine.losses = list(saved["extra"].get("epoch_losses") or [])
+                if engine.scaler is not None and saved["extra"].get("scaler"):
+                    engine.scaler.load_state_dict(saved["extra"]["scaler"])
+            log = MetricLog(config.log if env.is_main else None, resume=saved is not None,
+                            keep_bytes=_log_bytes(saved, config.log))
+            engine.log, engine.result = log, result
+            try:
+                _run(engine, train, n, val, (metric_fn, predict), progress, result, log,
+                     started)
+            finally:
+                log.close()
+            _keep_best(engine)
         result.seconds = time.monotonic() - started
         return result
     finally:
         env.close()
 
 
+@contextlib.contextmanager
+def _files(config: TrainConfig, env: Distributed) -> Iterator[None]:
+    """The main process checks that the checkpoint and the log can be written and holds their
+    locks for the run; leftovers of a killed checkpoint write are removed."""
+    with contextlib.ExitStack() as stack:
+        if env.is_main:
+            for path, what in ((config.checkpoint, "checkpoint"), (config.log, "log")):
+                if path is not None:
+                    check_writable(path, what)
+                    stack.enter_context(file_lock(path))
+            if config.checkpoint is not None:
+                clean_leftovers(config.checkpoint)
+        yield
+
+
+def _restore_result(result: TrainResult, saved: dict[str, Any]) -> None:
+    progress = saved["progress"]
+    result.steps = result.start_step = progress["step"]
+    result.epochs_done = progress["epoch"]
+    history = saved["extra"].get("result") or {}
+    for name in (f.name for f in fields(TrainResult)):
+        if name in history and name not in ("steps", "epochs_done", "seconds", "start_step",
+                                            "stopped"):
+            setattr(result, name, history[name])
+
+
+def _keep_best(engine: Engine) -> None:
+    """With ``keep_best``: the best weights back into the model, and (main process, with a
+    checkpoint) into the checkpoint's ``best`` sibling."""
+    config = engine.config
+    if not (config.keep_best and engine.early_stop.restore(engine.model)):
+        return
+    if config.checkpoint is not None and engine.env.is_main:
+        from symmetrize.atomic import write_atomic
+
+        weights = engine.early_stop.best_weights
+        write_atomic(best_path(config.checkpoint), lambda f: torch.save(weights, f))
+
+
+def _log_bytes(saved: dict[str, Any] | None, log: str | None) -> int | None:
+    """How much of ``log`` the checkpoint covers (``None``: unknown, append)."""
+    if saved is None or log is None:
+        return None
+    entry = saved["extra"].get("log") or {}
+    same = entry.get("path") == os.path.abspath(os.fspath(log))
+    return entry.get("bytes") if same else None
+
+
 # ----------------------------------------------------------------------------- the loop
-@dataclass
-class _Engine:
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    config: TrainConfig
-    env: Distributed
-    device: torch.device
-    loss_fn: Loss
-    augment: Augment | None = None
-
-    def __post_init__(self) -> None:
-        self.amp_dtype = _amp_dtype(self.config.amp, self.device)
-        self.scaler = _grad_scaler() if self.amp_dtype == torch.float16 else None
-        self.clip = _grad_clip(self.config.grad_clip, self.model)
-        self.replica = self.model
-        if self.env.enabled:
-            self.replica = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda"
-                else None)
-
-    def autocast(self) -> Any:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    def step(self, batch: Sequence[torch.Tensor], step: int) -> float:
-        if self.augment is not None:
-            generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
-            batch = self.augment(batch, generator)
-        *inputs, target = batch
-        self.optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
-            prediction = self.replica(*inputs)
-        value = self.loss_fn(prediction.float(), target.float())
-        if not torch.isfinite(value):
-            raise FloatingPointError(f"the loss became {value.item()} (check the data and the "
-                                     "learning rate)")
-        if self.scaler is not None:
-            self.scaler.scale(value).backward()
-            self.scaler.unscale_(self.optimizer)
-        else:
-            value.backward()
-        if self.clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        return value.item()
-
-    def checkpoint(self, progress: dict[str, Any]) -> None:
-        if self.config.checkpoint is not None and self.env.is_main:
-            save_checkpoint(self.config.checkpoint, model=self.model, optimizer=self.optimizer,
-                            scheduler=self.scheduler, progress=progress,
-                            extra={"config": _plain_config(self.config),
-                                   "scaler": self.scaler.state_dict() if self.scaler else None})
-
-
-def _run(engine: _Engine, train: Dataset, n: int, val: Dataset | None,
+def _run(engine: Engine, train: Dataset, n: int, val: Dataset | None,
          scoring: tuple[Loss, Predict | None], progress: dict[str, Any], result: TrainResult,
          log: MetricLog, started: float) -> None:
     config, env = engine.config, engine.env
     per_step = config.batch_size * env.world_size
     n_batches = max(n // per_step, 1) if env.enabled else math.ceil(n / config.batch_size)
+    if config.max_steps is not None and progress["step"] >= config.max_steps:
+        result.stopped = "max_steps"  # a resumed run that is done: nothing to train or write
+        return
+    if engine.early_stop.done:
+        result.stopped = "early_stop"  # resumed after stopping early: nothing left to do
+        return
     for epoch in range(progress["epoch"], config.epochs):
         if config.bn_momentum is not None:
             set_bn_momentum(engine.model, bn_momentum(epoch, config.epochs, *config.bn_momentum))
-        order = _order(n, config.seed, epoch)
+        samples = order(n, config.seed, epoch)
         engine.model.train()
-        losses: list[float] = []
+        if progress["batch"] == 0:
+            engine.losses = []
+        losses = engine.losses
         bar = _bar(n_batches, progress["batch"], epoch, config, env)
         for b in range(progress["batch"], n_batches):
-            chunk = order[b * per_step:(b + 1) * per_step]
+            chunk = samples[b * per_step:(b + 1) * per_step]
             mine = chunk[env.rank::env.world_size] if env.enabled else chunk
-            value = engine.step(_collate(train, mine, engine.device), progress["step"])
+            value = engine.step(collate(train, mine, engine.device), progress["step"])
             losses.append(value)
             progress = {"epoch": epoch, "batch": b + 1, "step": progress["step"] + 1}
             result.steps = progress["step"]
@@ -249,6 +244,12 @@ def _run(engine: _Engine, train: Dataset, n: int, val: Dataset | None,
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4g}")
             stop = _should_stop(config, progress["step"], started)
+            if (val is not None and config.eval_every
+                    and progress["step"] % config.eval_every == 0):
+                record = {"epoch": epoch + 1, "step": progress["step"]}
+                if _validate(engine, val, scoring, progress["step"], record):
+                    stop = stop or "early_stop"
+                log.write(record)
             if stop or (config.checkpoint_every and progress["step"] % config.checkpoint_every
                         == 0):
                 engine.checkpoint(progress)
@@ -267,14 +268,29 @@ def _run(engine: _Engine, train: Dataset, n: int, val: Dataset | None,
         result.train_loss.append(mean)
         record: dict[str, Any] = {"epoch": epoch + 1, "step": progress["step"], "loss": mean,
                                   "lr": engine.optimizer.param_groups[0]["lr"]}
-        if val is not None:
-            score = evaluate(engine.model, val, scoring[0], config.batch_size, engine.device,
-                             scoring[1])
-            result.val_metric.append(score)
-            record["val"] = score
+        stop = val is not None and not config.eval_every and _validate(
+            engine, val, scoring, progress["step"], record)
         log.write(record)
         result.epochs_done = epoch + 1
         engine.checkpoint(progress)
+        if stop:
+            result.stopped = "early_stop"
+            return
+
+
+def _validate(engine: Engine, val: Dataset, scoring: tuple[Loss, Predict | None], step: int,
+              record: dict[str, Any]) -> bool:
+    """Evaluate ``val`` at ``step``, record it (result, log ``record``, early stopping); whether
+    to stop early."""
+    score = evaluate(engine.model, val, scoring[0], engine.config.batch_size, engine.device,
+                     scoring[1])
+    result, stopper = engine.result, engine.early_stop
+    stop = stopper.update(step, score, engine.model)
+    result.val_metric.append(score)
+    result.val_steps.append(step)
+    result.best_step, result.best_metric = stopper.best_step, stopper.best
+    record["val"] = score
+    return stop
 
 
 def evaluate(model: nn.Module, data: Dataset, metric: Loss, batch_size: int,
@@ -282,15 +298,20 @@ def evaluate(model: nn.Module, data: Dataset, metric: Loss, batch_size: int,
     """The mean of ``metric(prediction, target)`` over ``data`` in eval mode (weighted by batch
     size), predictions from ``predict(model, inputs)`` (default ``model(*inputs)``); the
     model's train flag is restored."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is not allowed: an integer >= 1")
+    check_callables(metric=metric, predict=predict)
+    n, _ = check_dataset(data, "val")
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    n = _check_dataset(data, "val")
     try:
         with torch.no_grad():
             for start in range(0, n, batch_size):
-                *inputs, target = _collate(data, torch.arange(start, min(start + batch_size, n)),
-                                           torch.device(device))
+                *inputs, target = collate(data, torch.arange(start, min(start + batch_size, n)),
+                                          torch.device(device))
                 prediction = predict(model, inputs) if predict is not None else model(*inputs)
                 total += metric(prediction.float(), target.float()).item() * len(target)
                 count += len(target)
@@ -300,33 +321,6 @@ def evaluate(model: nn.Module, data: Dataset, metric: Loss, batch_size: int,
 
 
 # ----------------------------------------------------------------------------- pieces
-def _order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The epoch's sample order: a function of the seed and the epoch only."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=generator)
-
-
-def _collate(data: Dataset, indices: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
-    items = [data[int(i)] for i in indices]
-    first = items[0]
-    if not isinstance(first, (tuple, list)) or len(first) < 2:
-        raise ValueError("each dataset item must be a tuple (input, ..., target) of tensors, got "
-                         f"{type(first).__name__}")
-    columns = []
-    for k in range(len(first)):
-        column = [torch.as_tensor(item[k]) for item in items]
-        columns.append(torch.stack(column).to(device, non_blocking=True))
-    return columns
-
-
-def _check_dataset(data: Dataset, name: str) -> int:
-    try:
-        n = len(data)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError(f"the {name} set must have a length (a map-style Dataset)") from None
-    if n == 0:
-        raise ValueError(f"the {name} set is empty: check the split (subjects, actions, files)")
-    return n
 
 
 def _should_stop(config: TrainConfig, step: int, started: float) -> str | None:
@@ -346,39 +340,10 @@ def _bar(total: int, done: int, epoch: int, config: TrainConfig, env: Distribute
                 dynamic_ncols=True, leave=False)
 
 
-def _device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
-def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp not in ("auto", "bf16", "fp16", "off"):
-        raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'off', got {amp!r}")
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return None
-    if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError("amp='fp16' needs a CUDA device (use 'bf16' or 'off' on CPU)")
-    return torch.bfloat16 if amp == "bf16" else torch.float16
-
-
-def _grad_clip(value: float | str | None, model: nn.Module) -> float | None:
-    if value == "auto":
-        recurrent = any(isinstance(m, (nn.RNNBase, nn.RNNCellBase)) for m in model.modules())
-        return 5.0 if recurrent else None
-    if value is None or isinstance(value, (int, float)):
-        return None if value is None else float(value)
-    raise ValueError(f"grad_clip must be a number, None or 'auto', got {value!r}")
-
-
 def _check_first(model: nn.Module, spec: Any, train: Dataset, device: torch.device) -> None:
     from symmetrize.passes.check import check
 
-    *inputs, _ = _collate(train, torch.arange(min(8, len(train))), device)  # type: ignore[arg-type]
+    *inputs, _ = collate(train, torch.arange(min(8, len(train))), device)  # type: ignore[arg-type]
     try:
         result = check(model, spec, tuple(inputs), n_inputs=2, dtypes=(torch.float64,))
     except ValueError as err:
@@ -390,30 +355,3 @@ def _check_first(model: nn.Module, spec: Any, train: Dataset, device: torch.devi
             f"the model is not equivariant, so training it as a chiral model would waste the "
             f"run:\n{result}\nFix: convert it with symmetrize(...), or pass config.check=False "
             "to train it as it is")
-
-
-def _resume(path: str, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-            result: TrainResult) -> dict[str, Any] | None:
-    """Load the checkpoint at ``path`` into the model, optimiser, scheduler and the random
-    generators; its content, or ``None`` when there is no checkpoint yet (a fresh start)."""
-    if not Path(path).exists():
-        return None
-    data = load_checkpoint(path)
-    model.load_state_dict(data["model"])
-    optimizer.load_state_dict(data["optimizer"])
-    if data.get("scheduler") is not None:
-        scheduler.load_state_dict(data["scheduler"])
-    set_rng_state(data["rng"])
-    result.steps, result.epochs_done = data["progress"]["step"], data["progress"]["epoch"]
-    return data
-
-
-def _grad_scaler() -> Any:
-    """fp16's gradient scaler (``torch.amp`` from PyTorch 2.3, ``torch.cuda.amp`` before)."""
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler("cuda")
-    return torch.cuda.amp.GradScaler()  # pragma: no cover - PyTorch < 2.3
-
-
-def _plain_config(config: TrainConfig) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
