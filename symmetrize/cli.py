@@ -314,7 +314,7 @@ def _model_spec_inputs(args: argparse.Namespace) -> tuple[Any, Any, tuple[Any, .
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    from symmetrize.passes.convert import explain
+    from symmetrize.api import explain
 
     with factory_path(args.target):
         report = explain(*_model_spec_inputs(args), **conversion_options(args))
@@ -359,7 +359,7 @@ def _run_check(args: argparse.Namespace) -> int:
 
 def _run_convert(args: argparse.Namespace) -> int:
     from symmetrize.io import save_converted
-    from symmetrize.passes.convert import symmetrize
+    from symmetrize.api import symmetrize
 
     with factory_path(args.target):
         converted = symmetrize(*_model_spec_inputs(args), **conversion_options(args))

@@ -67,7 +67,7 @@ def run_demo(quick: bool = False, seed: int = 0, data: str | None = None,
     """Run the demo, print what it measures, and return the figures."""
     from symmetrize.finetune import finetune_lifter
     from symmetrize.passes.check import check
-    from symmetrize.passes.convert import symmetrize
+    from symmetrize.api import symmetrize
     from symmetrize.train import TrainConfig
 
     torch.manual_seed(seed)

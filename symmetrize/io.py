@@ -196,7 +196,7 @@ def load_converted(path: str | os.PathLike[str], model: nn.Module,
         FileNotFoundError, ValueError: see :func:`read_converted`; also a ``model`` that is not
             the saved architecture (the message names the first missing/unexpected keys).
     """
-    from symmetrize.passes.convert import symmetrize
+    from symmetrize.api import symmetrize
 
     data = read_converted(path, map_location)
     where = f"{os.fspath(path)!r}"

@@ -39,7 +39,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from symmetrize.nn.shared import ChiralModule, SharedParameter, building_from
-from symmetrize.rep import Rep, WeightSharing
+from symmetrize.rep import Rep
+from symmetrize.weight_sharing import WeightSharing
 
 __all__ = ["ChiralBatchNorm1d"]
 
@@ -389,7 +390,7 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
         return dense
 
     def extra_repr(self) -> str:
-        return (f"{self.rep!r}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+        return (f"{self.rep}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
 
 

@@ -79,7 +79,7 @@ class _ChiralCell(ChiralModule):
         return dense
 
     def extra_repr(self) -> str:
-        return f"{self.rep_in!r} -> {self.rep_hidden!r}, " + super().extra_repr()
+        return f"{self.rep_in} -> {self.rep_hidden}, " + super().extra_repr()
 
 
 class ChiralLSTMCell(_ChiralCell, nn.LSTMCell):

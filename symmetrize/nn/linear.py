@@ -53,7 +53,7 @@ class ChiralLinear(ChiralModule, nn.Linear):
         return dense
 
     def extra_repr(self) -> str:
-        return f"{self.rep_in!r} -> {self.rep_out!r}, bias={self.bias is not None}"
+        return f"{self.rep_in} -> {self.rep_out}, bias={self.bias is not None}"
 
 
 class InvariantLinear(ChiralLinear):
@@ -70,7 +70,7 @@ class InvariantLinear(ChiralLinear):
         """An invariant copy of ``module`` (weights projected)."""
         rep_out = Rep.trivial(module.out_features) if rep_out is None else rep_out
         if not rep_out.is_trivial:
-            raise ValueError(f"InvariantLinear needs a trivial output Rep, got {rep_out!r}")
+            raise ValueError(f"InvariantLinear needs a trivial output Rep, got {rep_out}")
         _check_widths(cls.__name__, module.in_features, module.out_features, rep_in, rep_out)
         with building_from(module):
             layer = cls(rep_in, module.out_features, bias=module.bias is not None,

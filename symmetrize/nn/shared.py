@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from symmetrize.rep import Rep, WeightSharing, weight_sharing
+from symmetrize.rep import Rep
+from symmetrize.weight_sharing import WeightSharing, weight_sharing
 
 __all__ = ["ChiralModule", "SharedParameter", "SymmetricTensor", "building_from", "share_tensor"]
 
