@@ -4,10 +4,11 @@ Mirror a person (swap every left joint with its right twin, negate the horizonta
 equivariant network's output mirrors exactly; an invariant one does not change.
 """
 
-from symmetrize.rep import Rep, WeightSharing, weight_sharing
+from symmetrize.rep import Rep
+from symmetrize.weight_sharing import WeightSharing, weight_sharing
 from symmetrize.skeleton import Skeleton
 from symmetrize.spec import Spec
-from symmetrize.passes.convert import ConversionError, explain, report, symmetrize  # noqa: E402
+from symmetrize.api import ConversionError, explain, report, symmetrize  # noqa: E402
 from symmetrize.passes.check import CheckResult, check  # noqa: E402
 
 __version__ = "0.1.0"

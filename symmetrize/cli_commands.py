@@ -84,7 +84,7 @@ def _model_spec_inputs(args: argparse.Namespace) -> tuple[Any, Any, tuple[Any, .
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    from symmetrize.passes.convert import explain
+    from symmetrize.api import explain
 
     if args.graph:
         check_paths({"--graph": args.graph}, _inputs(args))
@@ -135,7 +135,7 @@ def _run_check(args: argparse.Namespace) -> int:
 
 def _run_convert(args: argparse.Namespace) -> int:
     from symmetrize.io import save_converted
-    from symmetrize.passes.convert import symmetrize
+    from symmetrize.api import symmetrize
 
     check_paths({"-o": args.out}, _inputs(args))
     with factory_path(args.target):

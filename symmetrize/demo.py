@@ -83,7 +83,7 @@ def run_demo(quick: bool = False, seed: int = 0, data: str | None = None,
     from symmetrize.data.sources import load_motion_split
     from symmetrize.finetune import finetune_lifter
     from symmetrize.passes.check import check
-    from symmetrize.passes.convert import symmetrize
+    from symmetrize.api import symmetrize
     from symmetrize.train import TrainConfig
 
     _check_demo_args(quick=quick, seed=seed, data=data, epochs=epochs, progress=progress)

@@ -100,7 +100,7 @@ def finetune_lifter(model: nn.Module, spec: Spec | None = None, *,
             augment = BatchFlip(spec.skeleton, spec.output_skeleton, spec.negate,
                                 spec.output_negate)
     elif load is None:
-        from symmetrize.passes.convert import symmetrize
+        from symmetrize.api import symmetrize
 
         model = symmetrize(model, spec, (torch.zeros(2, frames, joints, 2),),
                            **(conversion or {}))

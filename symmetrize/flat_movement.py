@@ -1,12 +1,13 @@
-"""Mirror Reps through data-movement ops, read off by running the op on index-encoded tensors.
+"""The flat index trick: the mirror's action on the output of *any* data-movement op, read off
+by running the op on index-encoded tensors.
 
-A tensor's mirror action is held as a *flat Rep*: a :class:`~symmetrize.rep.Rep` over all ``numel``
-elements of the tensor in row-major order (batch included; the mirror never mixes batch elements).
-Ops that only move, copy or drop elements (view, permute, slicing, cat, pad, expand, roll, ...) need
-no hand-written rule: :func:`forward_rep` encodes every input element by a distinct number, runs the
-op, and reads from the result where each output element came from. :func:`factor_axes` recovers the
-per-axis Reps a layer needs (the channel Rep of a Conv1d input, the feature Rep of a Linear input)
-from a flat Rep, and :func:`pull_back_rep` runs a bijective op backwards.
+Here a tensor's mirror action is a *flat Rep*: a :class:`~symmetrize.rep.Rep` over all ``numel``
+elements in row-major order (:func:`flat_rep` builds one from per-axis Reps). Ops that only move,
+copy or drop elements (view, permute, slicing, cat, pad, expand, roll, ...) need no hand-written
+rule: :func:`forward_rep` encodes every input element by a distinct number, runs the op, and
+reads from the result where each output element came from. Its cost is the number of elements, so
+the conversion uses it only for ops that :mod:`symmetrize.movement_ops` does not follow on the
+acting axes alone.
 """
 
 from __future__ import annotations
@@ -19,16 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from symmetrize.flat_reps import flat_rep, fmt_index, place_constants, same_values
+from symmetrize.movement_errors import NotDataMovementError, NotEquivariantError
 from symmetrize.rep import Rep
 
-__all__ = [
-    "NotDataMovementError",
-    "NotEquivariantError",
-    "factor_axes",
-    "flat_rep",
-    "forward_rep",
-    "pull_back_rep",
-]
+__all__ = ["NotDataMovementError", "NotEquivariantError", "flat_rep", "forward_rep"]
 
 _EXACT = 2 ** 53  # float64 holds every integer up to here exactly
 _SEED = 0x5EED  # relabelling of the encodings; fixed so that results are reproducible
@@ -36,129 +32,11 @@ _SEED = 0x5EED  # relabelling of the encodings; fixed so that results are reprod
 Op = Callable[..., Any] | str
 
 
-class NotEquivariantError(ValueError):
-    """The op is data movement, but no Rep of its output makes it equivariant for the input Reps."""
-
-
-class NotDataMovementError(ValueError):
-    """The op computes new values (arithmetic, reductions, ...): it needs a dedicated rule."""
-
-
-#: ops that only change the shape: the row-major element order, so the flat Rep, is unchanged
 RESHAPES = frozenset({"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
                       "contiguous", "view_as", "reshape_as", torch.reshape, torch.flatten,
                       torch.squeeze, torch.unsqueeze, torch.unflatten})
 
 
-# ----------------------------------------------------------------------------- flat Reps
-def flat_rep(shape: Sequence[int], axes: Mapping[int, Rep]) -> Rep:
-    """The flat Rep of a tensor of ``shape`` whose axis ``a`` transforms with ``axes[a]``.
-
-    Every other axis is left alone; the result is the Kronecker product over the axes in order.
-    Negative axis keys count from the end.
-
-    Raises:
-        ValueError: an axis out of range or given twice, or a Rep whose size is not the axis size.
-    """
-    shape = _as_shape(shape)
-    per_axis: dict[int, Rep] = {}
-    for key, rep in axes.items():
-        axis = _norm_axis(key, len(shape))
-        if axis in per_axis:
-            raise ValueError(f"axis {key} of shape {shape} is given twice")
-        if not isinstance(rep, Rep):
-            raise TypeError(f"axis {key}: expected a Rep, got {type(rep).__name__}")
-        if rep.size != shape[axis]:
-            raise ValueError(f"axis {key} of shape {shape} has size {shape[axis]} but its Rep has "
-                             f"size {rep.size}")
-        per_axis[axis] = rep
-    perm, sign = _product(shape, per_axis)
-    return Rep._trusted(perm, sign)  # a Kronecker product of valid Reps is valid
-
-
-def factor_axes(shape: Sequence[int], flat: Rep, axes: Sequence[int]) -> dict[int, Rep] | None:
-    """Per-axis Reps ``R_a`` with ``flat == flat_rep(shape, {a: R_a for a in axes})``, or ``None``.
-
-    Every axis not listed must be left alone by ``flat``. A sign is only defined up to moving a
-    global ``-1`` between factors; the returned Reps put it on the last listed axis (each other
-    axis has sign ``+1`` at index 0), and always reproduce ``flat`` exactly. Keys are the axes as
-    listed (negative ones included).
-
-    Raises:
-        ValueError: ``flat`` does not have ``prod(shape)`` elements, or a bad or repeated axis.
-    """
-    shape = _as_shape(shape)
-    n = math.prod(shape)
-    if flat.size != n:
-        raise ValueError(f"flat Rep of size {flat.size} does not match shape {shape} "
-                         f"({n} elements)")
-    norm = [_norm_axis(a, len(shape)) for a in axes]
-    if len(set(norm)) != len(norm):
-        raise ValueError(f"axes {list(axes)} name an axis of shape {shape} twice")
-    found = _candidates(shape, flat.perm, flat.sign, norm, None)
-    if found is None:
-        return None
-    perm, sign = _product(shape, found)
-    if not (np.array_equal(perm, flat.perm) and np.array_equal(sign, flat.sign)):
-        return None
-    return {key: found[axis] for key, axis in zip(axes, norm)}
-
-
-def _product(shape: tuple[int, ...], per_axis: Mapping[int, Rep]) -> tuple[np.ndarray, np.ndarray]:
-    """Flat ``(perm, sign)`` of the Kronecker product of per-axis Reps (identity elsewhere)."""
-    perm = np.zeros(1, dtype=np.int64)
-    sign = np.ones(1, dtype=np.int64)
-    for axis, size in enumerate(shape):
-        rep = per_axis.get(axis)
-        axis_perm = np.arange(size, dtype=np.int64) if rep is None else rep.perm
-        perm = (perm[:, None] * size + axis_perm[None, :]).reshape(-1)
-        if rep is None or rep.n_negated == 0:
-            sign = np.repeat(sign, size)
-        else:
-            sign = (sign[:, None] * rep.sign[None, :]).reshape(-1)
-    return perm, sign
-
-
-def _candidates(shape: tuple[int, ...], perm: np.ndarray, sign: np.ndarray, axes: Sequence[int],
-                known: np.ndarray | None, values: np.ndarray | None = None,
-                ) -> dict[int, Rep] | None:
-    """Per-axis Reps read along lines through a reference element (not verified).
-
-    The reference is element 0, or the first ``known`` one. Along each line, an index whose element
-    is not ``known`` (a constant in ``values``) reads as fixed; its sign extends the axis's sign at
-    the reference for a zero, and makes the element's sign ``+1`` for a non-zero constant.
-    Returns ``None`` if a line is no Rep.
-    """
-    if math.prod(shape) == 0:
-        return {a: Rep.trivial(shape[a]) for a in axes}
-    ref = 0
-    if known is not None:
-        first = np.flatnonzero(known)
-        if first.size == 0:
-            return {a: Rep.trivial(shape[a]) for a in axes}
-        ref = int(first[0])
-    strides = [math.prod(shape[a + 1:]) for a in range(len(shape))]
-    ref_index = np.unravel_index(ref, shape)
-    ref_sign = int(sign[ref])
-    found: dict[int, Rep] = {}
-    for i, axis in enumerate(axes):
-        last = i == len(axes) - 1
-        k = np.arange(shape[axis], dtype=np.int64)
-        line = ref + (k - int(ref_index[axis])) * strides[axis]
-        axis_perm = (perm[line] // strides[axis]) % shape[axis]
-        # Gauge: every axis but the last listed has sign +1 at the reference.
-        axis_sign = sign[line] if last else sign[line] * ref_sign
-        if known is not None and values is not None:
-            on = known[line]
-            extend, plus_one = (ref_sign, 1) if last else (1, ref_sign)
-            free_sign = np.where(values[line] == 0, extend, plus_one)
-            axis_perm = np.where(on, axis_perm, k)
-            axis_sign = np.where(on, axis_sign, free_sign)
-        try:
-            found[axis] = Rep(axis_perm, axis_sign)
-        except ValueError:
-            return None
-    return found
 
 
 # ----------------------------------------------------------------------------- forward
@@ -243,7 +121,7 @@ class _Codebook:
     def describe(self, code: int) -> str:
         leaf = int(np.searchsorted(self.offsets, code, side="left")) - 1
         where, shape, _ = self.leaves[leaf]
-        index = _fmt(np.unravel_index(code - int(self.offsets[leaf]) - 1, shape))
+        index = fmt_index(np.unravel_index(code - int(self.offsets[leaf]) - 1, shape))
         return f"input element {index}" if len(self.leaves) == 1 else f"element {index} of {where}"
 
 
@@ -251,7 +129,7 @@ def _output_rep(name: str, where: str, shape: tuple[int, ...], out_a: np.ndarray
                 out_b: np.ndarray, out_c: np.ndarray, book: _Codebook) -> Rep:
     """The flat Rep of one output from its values on the three encodings."""
     n = out_a.size
-    constant = _same(out_a, out_c)
+    constant = same_values(out_a, out_c)
     maybe = (~constant & np.isfinite(out_a) & (out_a >= 1) & (out_a <= book.total)
              & (out_a == np.floor(out_a)))
     codes = np.zeros(n, dtype=np.int64)
@@ -261,16 +139,16 @@ def _output_rep(name: str, where: str, shape: tuple[int, ...], out_a: np.ndarray
     if bad.size:
         p = int(bad[0])
         raise NotDataMovementError(
-            f"{name} is not pure data movement: {where} at {_fmt(np.unravel_index(p, shape))} is "
+            f"{name} is not pure data movement: {where} at {fmt_index(np.unravel_index(p, shape))} is "
             f"{float(out_a[p])!r} on index-encoded inputs, which is neither a copy of one input "
             f"element nor a constant (arithmetic or a reduction?); it needs a dedicated rule")
     expected = np.where(source, book.sign[codes] * book.perm[codes], out_a)
-    bad = np.flatnonzero(~_same(out_b, expected))
+    bad = np.flatnonzero(~same_values(out_b, expected))
     if bad.size:
         p = int(bad[0])
         raise NotDataMovementError(
             f"{name} is not pure data movement: on mirrored inputs {where} at "
-            f"{_fmt(np.unravel_index(p, shape))} is not the mirror image of what it copies on the "
+            f"{fmt_index(np.unravel_index(p, shape))} is not the mirror image of what it copies on the "
             f"original inputs (the op depends on the values)")
 
     src = np.flatnonzero(source)
@@ -287,7 +165,7 @@ def _output_rep(name: str, where: str, shape: tuple[int, ...], out_a: np.ndarray
     bad = np.flatnonzero(twin_count != count)
     if bad.size:
         i = int(bad[0])
-        out_index = _fmt(np.unravel_index(int(src[i]), shape))
+        out_index = fmt_index(np.unravel_index(int(src[i]), shape))
         mine, theirs = book.describe(int(src_codes[i])), book.describe(int(twin[i]))
         if twin_count[i] == 0:
             raise NotEquivariantError(
@@ -302,136 +180,13 @@ def _output_rep(name: str, where: str, shape: tuple[int, ...], out_a: np.ndarray
     perm[src] = sorted_pos[twin_first + rank]
     sign[src] = book.sign[src_codes]
     if src.size < n:
-        perm, sign = _place_constants(name, where, shape, perm, sign, source, out_a)
+        perm, sign = place_constants(name, where, shape, perm, sign, source, out_a)
     return Rep(perm, sign)
 
 
-def _place_constants(name: str, where: str, shape: tuple[int, ...], perm: np.ndarray,
-                     sign: np.ndarray, source: np.ndarray,
-                     values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Let constants follow the per-axis mirror action of the copied elements, where one exists.
-
-    A zero may move or flip freely; a non-zero constant may only land on an equal constant with
-    sign ``+1``. Constants stay fixed when the copied elements have no per-axis action.
-    """
-    found = _candidates(shape, perm, sign, range(len(shape)), source, values)
-    if found is None:
-        return perm, sign
-    full_perm, full_sign = _product(shape, found)
-    if not (np.array_equal(full_perm[source], perm[source])
-            and np.array_equal(full_sign[source], sign[source])):
-        return perm, sign
-    const = np.flatnonzero(~source)
-    image = full_perm[const]
-    ok = (~source[image] & _same(values[image], values[const])
-          & ((values[const] == 0) | (full_sign[const] == 1)))
-    if ok.all():
-        return full_perm, full_sign
-    offending = const[~ok & (values[const] != 0)]
-    if offending.size == 0:
-        return perm, sign
-    p = int(offending[0])
-    q = int(full_perm[p])
-    effect = ("would flip its sign (the mirror negates some of the elements alongside the "
-              "constants the op writes, but not others)" if q == p else
-              f"would move it onto {_fmt(np.unravel_index(q, shape))}, which holds "
-              f"{float(values[q])!r}")
-    raise NotEquivariantError(
-        f"{name} is not equivariant: {where} at {_fmt(np.unravel_index(p, shape))} is the "
-        f"constant {float(values[p])!r} written by the op, but the mirror's per-axis action on "
-        f"the surrounding elements {effect}; only a zero constant is sign-agnostic (pad with "
-        f"zeros, or write constants only where the mirror neither moves nor negates)")
-
-
-# ----------------------------------------------------------------------------- pull back
-def pull_back_rep(op: Op, input_shapes: Sequence[int] | Sequence[Sequence[int]], output_rep: Rep,
-                  *, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Rep:
-    """The input flat Rep ``R_in`` with ``op(R_in x) == output_rep op(x)`` for a bijective op.
-
-    Args:
-        op: a single-input op that reorders elements (view, reshape, permute, transpose, flatten,
-            unflatten, contiguous, ...), called as ``op(x, *args, **kwargs)``; or a method name.
-        input_shapes: the input's shape, or a one-element sequence holding it.
-        output_rep: the flat Rep wanted on the output.
-
-    Raises:
-        ValueError: the op drops, duplicates or invents elements (not a bijection), or the Rep
-            size does not match; :class:`NotDataMovementError` (a ValueError) for arithmetic.
-    """
-    name = _op_name(op)
-    fn = _callable(op)
-    shape = _single_shape(input_shapes)
-    n = math.prod(shape)
-    _check_exact(name, n)
-    relabel = np.zeros(n + 1, dtype=np.float64)
-    relabel[1:] = n + 1 + np.random.default_rng(_SEED).permutation(n)
-    codes = np.arange(1, n + 1, dtype=np.int64)
-    results = []
-    for values in (codes.astype(np.float64), relabel[codes]):
-        with torch.no_grad():
-            out = fn(torch.from_numpy(values.reshape(shape)), *args, **(kwargs or {}))
-        if not isinstance(out, torch.Tensor):
-            raise ValueError(f"{name} returns a {type(out).__name__}, not a single tensor, so it "
-                             f"is not a bijection of elements")
-        results.append(_numpy(name, out))
-    (out_a, out_shape), (out_c, _) = results
-    constant = _same(out_a, out_c)
-    maybe = ~constant & (out_a >= 1) & (out_a <= n) & (out_a == np.floor(out_a))
-    got = np.zeros(out_a.size, dtype=np.int64)
-    got[maybe] = out_a[maybe].astype(np.int64)
-    if not (constant | (maybe & (out_c == relabel[got]))).all():
-        raise NotDataMovementError(f"{name} is not pure data movement: its output holds values "
-                                   f"that are not copies of input elements")
-    if constant.any():
-        p = int(np.flatnonzero(constant)[0])
-        raise ValueError(f"{name} is not a bijection of elements: output element "
-                         f"{_fmt(np.unravel_index(p, out_shape))} is a constant it writes")
-    counts = np.bincount(got - 1, minlength=n)
-    if (counts != 1).any():
-        j = int(np.flatnonzero(counts != 1)[0])
-        what = "drops" if counts[j] == 0 else f"copies {counts[j]} times"
-        raise ValueError(f"{name} is not a bijection of elements: it {what} input element "
-                         f"{_fmt(np.unravel_index(j, shape))} (input shape {shape}, output shape "
-                         f"{out_shape})")
-    if output_rep.size != n:
-        raise ValueError(f"{name}: output Rep of size {output_rep.size} does not match the output "
-                         f"shape {out_shape} ({n} elements)")
-    gather = got - 1  # out.flat[p] = x.flat[gather[p]]
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[gather] = np.arange(n, dtype=np.int64)
-    return Rep(gather[output_rep.perm[inverse]], output_rep.sign[inverse])
 
 
 # ----------------------------------------------------------------------------- helpers
-def _as_shape(shape: Sequence[int]) -> tuple[int, ...]:
-    out = tuple(int(s) for s in shape)
-    if any(s < 0 for s in out):
-        raise ValueError(f"shape {out} has a negative size")
-    return out
-
-
-def _single_shape(shapes: Sequence[int] | Sequence[Sequence[int]]) -> tuple[int, ...]:
-    items = list(shapes)
-    if all(isinstance(s, (int, np.integer)) for s in items):
-        return _as_shape(items)  # type: ignore[arg-type]
-    if len(items) != 1:
-        raise ValueError(f"pull_back_rep takes a single-input op, got {len(items)} input shapes")
-    return _as_shape(items[0])  # type: ignore[arg-type]
-
-
-def _norm_axis(axis: int, ndim: int) -> int:
-    if (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))
-            or not -ndim <= axis < ndim):
-        raise ValueError(f"axis {axis!r} is out of range for a tensor with {ndim} axes")
-    return int(axis) % ndim
-
-
-def _fmt(index: Sequence[Any]) -> str:
-    return "(" + ", ".join(str(int(i)) for i in index) + ")"
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a == b) | (np.isnan(a) & np.isnan(b))
 
 
 def _check_exact(name: str, total: int) -> None:

@@ -214,7 +214,7 @@ def load_converted(path: str | os.PathLike[str], model: nn.Module,
         FileNotFoundError, ValueError: see :func:`read_converted`; also a ``model`` that is not
             the saved architecture (the message names the first missing/unexpected keys).
     """
-    from symmetrize.passes.convert import symmetrize
+    from symmetrize.api import symmetrize
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a freshly built torch.nn.Module of the saved "

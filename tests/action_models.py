@@ -33,9 +33,9 @@ def get_layout(layout: str) -> tuple[int, list[tuple[int, int]], int]:
     """``(num_node, edges, center)`` of a skeleton layout, edges 0-based."""
     if layout == "ntu-rgb+d":
         return 25, [(i - 1, j - 1) for i, j in NTU_EDGES_1BASED], NTU_CENTER
-    if layout == "h36m":
-        sk = Skeleton.preset("h36m")
-        return len(sk), list(sk.edges), sk.index("spine")
+    if layout in ("h36m", "openpose"):  # Kinetics-skeleton: the 18 OpenPose joints
+        sk = Skeleton.preset(layout)
+        return len(sk), list(sk.edges), sk.index("spine" if layout == "h36m" else "neck")
     raise ValueError(f"unknown graph layout {layout!r}")
 
 

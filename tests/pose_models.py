@@ -198,3 +198,54 @@ class CellForecaster(nn.Module):
             frame, state = self.step(frame, state)
             preds.append(frame)
         return torch.stack(preds, dim=1)
+
+
+class LearnedStateGRU(nn.Module):
+    """A GRU forecaster with a learned initial state, expanded to the batch in ``forward``
+    (``self.h0.expand(...).contiguous()``), and a residual linear read-out per frame."""
+
+    def __init__(self, joints=17, hidden=1024, layers=2, horizon=10):
+        super().__init__()
+        self.horizon = horizon
+        self.h0 = nn.Parameter(torch.zeros(layers, 1, hidden))
+        self.gru = nn.GRU(joints * 2, hidden, num_layers=layers, batch_first=True)
+        self.readout = nn.Linear(hidden, joints * 2)
+
+    def forward(self, x):
+        n = x.shape[0]
+        h = self.h0.expand(-1, n, -1).contiguous()
+        out, h = self.gru(x, h)
+        frame = x[:, -1]
+        preds = []
+        for _ in range(self.horizon):
+            frame = frame + self.readout(out[:, -1])
+            preds.append(frame)
+            out, h = self.gru(frame.unsqueeze(1), h)
+        return torch.stack(preds, dim=1)
+
+
+class ActionConditionedSeq2Seq(nn.Module):
+    """A seq2seq forecaster whose every input frame is the 2D pose concatenated with a one-hot
+    action label (Martinez et al. 2017 style): features ``(j c) + k``; the decoder starts from a
+    zero state made in ``forward`` and predicts residual velocities of the pose part."""
+
+    def __init__(self, joints=17, actions=15, hidden=1024, horizon=10):
+        super().__init__()
+        self.pose, self.horizon, self.hidden = joints * 2, horizon, hidden
+        self.encoder = nn.GRU(self.pose + actions, hidden, batch_first=True)
+        self.cell = nn.GRUCell(self.pose + actions, hidden)
+        self.out = nn.Linear(hidden, self.pose)
+
+    def forward(self, x):
+        n = x.shape[0]
+        _, h = self.encoder(x[:, :-1])
+        state = h[0] + torch.zeros(n, self.hidden)  # a state made in forward, default dtype
+        frame = x[:, -1]
+        label = frame[:, self.pose:]
+        preds = []
+        for _ in range(self.horizon):
+            state = self.cell(frame, state)
+            pose = frame[:, : self.pose] + self.out(state)
+            preds.append(pose)
+            frame = torch.cat([pose, label], dim=1)
+        return torch.stack(preds, dim=1)

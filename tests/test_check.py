@@ -186,11 +186,11 @@ class ScaledLifter(nn.Module):
 
 def test_a_wrong_rule_is_caught_and_localised_and_explain_still_reports() -> None:
     from symmetrize import ConversionError, explain
-    from symmetrize.rules import _MODULE_RULES, register_module_rule
+    from symmetrize.rules import register_module_rule, unregister_module_rule
 
     torch.manual_seed(6)
     spec = Spec(input="n (j c)", output="n (j c)", skeleton="h36m")
-    register_module_rule(PerChannelScale)(lambda ctx, node, module, path: ctx.rep(node.args[0]))
+    register_module_rule(PerChannelScale)(lambda ctx, node, module, path: ctx.action(node.args[0]))
     try:
         with pytest.raises(ConversionError, match="not equivariant.*first broken: node 'scale'"):
             symmetrize(ScaledLifter(), spec, (torch.randn(4, 34),))
@@ -198,4 +198,4 @@ def test_a_wrong_rule_is_caught_and_localised_and_explain_still_reports() -> Non
         assert report.equivariance_error > 1e-3
         assert any("first broken: node 'scale'" in w for w in report.warnings)
     finally:
-        del _MODULE_RULES[PerChannelScale]
+        unregister_module_rule(PerChannelScale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -81,12 +82,13 @@ def test_layer_benchmark_smoke_run() -> None:
 
 def test_conversion_benchmark_smoke_run() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_convert.py"),
-                             "--quick", "--only", "gru-classifier"],
+                             "--quick", "--only", "videopose3d"],
                             capture_output=True, text=True, timeout=300, check=True)
-    row = next(line for line in result.stdout.splitlines() if line.startswith("gru-classifier"))
-    cells = row.split()
-    ratio, fp32, fp64 = float(cells[4]), float(cells[5]), float(cells[6])
-    assert 0.45 < ratio < 0.6 and fp32 < 1e-5 and fp64 < 1e-12, result.stdout
+    row = json.loads(next(line for line in result.stdout.splitlines()
+                          if line.startswith('{"name": "videopose3d"')))
+    assert 0.45 < row["parameter_ratio"] < 0.6, row
+    assert row["fp64_eval"] < 1e-10 and row["fp64_train"] < 1e-10, row
+    assert row["convert_s_b2"] > 0 and row["peak_mb_above_model"] >= 0, row
 
 
 def test_training_benchmark_smoke_run() -> None:

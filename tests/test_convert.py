@@ -414,7 +414,12 @@ def test_reductions_and_pooling() -> None:
             return self.fc(h.transpose(1, 2).unflatten(2, (17, 4)).mean(dim=(1, 3)))
 
     with pytest.raises(ConversionError, match="mixes elements that flip sign"):
-        symmetrize(MeanOfFlipping(), spec, (x,), negated_fraction=0.25)
+        symmetrize(MeanOfFlipping(), spec, (x,), hidden="skeleton", negated_fraction=0.25)
+    # the automatic layout gives the conv regular pairs instead, and converts
+    auto = symmetrize(MeanOfFlipping(), spec, (x,), negated_fraction=0.25)
+    assert auto.symmetrize_report.equivariance_error < 1e-10
+    assert any(n.startswith("regular pairs: the mean") and n.endswith(": conv")
+               for n in auto.symmetrize_report.notes)
 
     class MaxPool(nn.Module):
         def __init__(self) -> None:
@@ -426,7 +431,9 @@ def test_reductions_and_pooling() -> None:
 
     pose = Spec(input="n (j c) t", output="n (j c) t", skeleton="h36m", negate=(0,))
     with pytest.raises(ConversionError, match=r"max pooling\) over channels that flip sign"):
-        symmetrize(MaxPool(), pose, (torch.randn(2, 34, 8),))
+        symmetrize(MaxPool(), pose, (torch.randn(2, 34, 8),), hidden="skeleton")
+    assert symmetrize(MaxPool(), pose, (torch.randn(2, 34, 8),)).symmetrize_report \
+        .equivariance_error < 1e-10
     chiral = symmetrize(MaxPool(), pose, (torch.randn(2, 34, 8),), hidden="regular")
     assert chiral.symmetrize_report.equivariance_error < 1e-10
 
@@ -502,7 +509,7 @@ class AveragedInput(nn.Module):
 
 
 def test_a_registered_rule_handles_a_user_module_type() -> None:
-    from symmetrize.rules import _MODULE_RULES, register_module_rule
+    from symmetrize.rules import register_module_rule, unregister_module_rule
     spec = Spec(input="n t (j c)", output="n t (j c)", skeleton="h36m", negate=(0,))
     model = AveragedInput()
     x = torch.randn(2, 6, 34)
@@ -512,7 +519,7 @@ def test_a_registered_rule_handles_a_user_module_type() -> None:
     @register_module_rule(MovingAverage)
     def smoothing(ctx, node, module, path):  # the README's example
         calls.append(path)
-        return ctx.rep(node.args[0])
+        return ctx.action(node.args[0])
 
     try:
         chiral = symmetrize(model, spec, (x,))
@@ -521,7 +528,7 @@ def test_a_registered_rule_handles_a_user_module_type() -> None:
         assert isinstance(chiral.smooth, MovingAverage)
         assert chiral.symmetrize_report.equivariance_error < 1e-10
     finally:
-        del _MODULE_RULES[MovingAverage]
+        unregister_module_rule(MovingAverage)
     calls.clear()
     assert symmetrize(model, spec, (x,)).symmetrize_report.equivariance_error < 1e-10
     assert not calls  # without the rule the module is traced through (movement, arithmetic)

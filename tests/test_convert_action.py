@@ -273,4 +273,7 @@ def test_softmax_of_flipping_features_is_a_clear_error() -> None:
 
     spec = Spec(input="n t j c", output="n k", skeleton="h36m", negate=(0,))
     with pytest.raises(ConversionError, match=r"softmax of features that flip sign"):
-        symmetrize(Scores(), spec, (torch.randn(2, 3, 17, 2),))
+        symmetrize(Scores(), spec, (torch.randn(2, 3, 17, 2),), hidden="skeleton")
+    # automatic: the scores get no negated channel, and the invariant output fixes the rest
+    auto = symmetrize(Scores(), spec, (torch.randn(2, 3, 17, 2),))
+    assert auto.symmetrize_report.equivariance_error < 1e-10

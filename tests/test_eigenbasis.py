@@ -18,7 +18,7 @@ from symmetrize.eigenbasis import (
     vector_to_dense,
     vector_to_plus,
 )
-from symmetrize.rep import weight_sharing
+from symmetrize.weight_sharing import weight_sharing
 from tests.strategies import reps
 
 MIXED = Rep([1, 0, 2, 3, 5, 4, 6, 8, 7], [1, 1, 1, -1, -1, -1, 1, -1, -1])

@@ -73,7 +73,7 @@ def test_file_is_plain_data_for_weights_only(tmp_path: Path) -> None:
     assert data["model"] == "TemporalModel" and data["factory"] == "pkg.models:make"
     assert Spec.from_dict(data["spec"]) == SPEC
     assert data["inputs"] == [{"shape": [2, 9, 17, 2], "dtype": "float32"}]
-    assert data["options"]["hidden"] == "skeleton" and data["options"]["weights"] == "project"
+    assert data["options"]["hidden"] == "auto" and data["options"]["weights"] == "project"
     assert all(t.device.type == "cpu" for t in data["state_dict"].values())
     assert read_converted(path)["spec"] == SPEC
 

@@ -51,7 +51,8 @@ def test_rejects_bad_sign_value_and_range() -> None:
 # ---------------------------------------------------------------- constructors
 def test_pose_rep_h36m_2d() -> None:
     rep = Rep.pose("h36m", 2, negate=(0,))
-    assert repr(rep) == "Rep(34: 12 swapped pairs, 10 fixed; 17 negated)"
+    assert str(rep) == "Rep(34: 12 swapped pairs, 10 fixed; 17 negated)"
+    assert eval(repr(rep), {"Rep": Rep}) == rep  # noqa: S307 - the repr is Python that parses back
     skel = Skeleton.preset("h36m")
     x = torch.randn(3, 17, 2, dtype=torch.float64)
     mirrored = x[:, torch.tensor(skel.mirror)] * torch.tensor([-1.0, 1.0], dtype=torch.float64)
@@ -59,7 +60,10 @@ def test_pose_rep_h36m_2d() -> None:
 
 
 def test_regular_trivial_negated() -> None:
-    assert repr(Rep.regular(5)) == "Rep(5: 2 swapped pairs, 1 fixed; 0 negated)"
+    assert str(Rep.regular(5)) == "Rep(5: 2 swapped pairs, 1 fixed; 0 negated)"
+    for rep in (Rep.regular(5), Rep.trivial(3), Rep.negated(2), Rep([1, 0, 2]),
+                Rep([1, 0, 2], [-1, -1, 1]), Rep.pose("h36m", 2)):
+        assert eval(repr(rep), {"Rep": Rep}) == rep  # noqa: S307
     assert Rep.regular(4).perm.tolist() == [1, 0, 3, 2]
     assert Rep.trivial(3).is_trivial and not Rep.regular(2).is_trivial
     assert not Rep.negated(2).is_trivial and Rep.negated(2).n_negated == 2

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from symmetrize import Rep, Spec
-from symmetrize.passes import render
-from symmetrize.passes.report import SCHEMA_VERSION, ConversionReport, ReportRow
+from symmetrize.passes import render_graph as render
+from symmetrize.passes.render_json import SCHEMA_VERSION
+from symmetrize.passes.report import ConversionReport, ReportRow
 
 LONG_MODULE = "encoder.blocks.0.attention.projection.very_long_submodule_name.inner"
 LONG_SOURCE = "/home/someone/projects/deeply/nested/package/models/pose_network.py:123"
@@ -182,8 +183,8 @@ def test_json_schema_round_trip() -> None:
     data = _strict_loads(report.to_json())
     assert data == _strict_loads(json.dumps(report.to_dict()))
     assert set(data) == {"schema", "version", "model", "spec", "options", "inputs", "totals",
-                         "rows", "notes", "warnings"}
-    assert data["schema"] == "symmetrize.report" and data["version"] == SCHEMA_VERSION
+                         "rows", "notes", "warnings", "free_outputs"}
+    assert data["schema"] == "symmetrize.report" and data["version"] == SCHEMA_VERSION == 2
     assert data["model"] == "ToyModel"
     assert data["spec"] == report.spec.to_dict()
     assert [r["name"] for r in data["rows"]] == [r.name for r in report.rows]

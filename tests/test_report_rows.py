@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from symmetrize import Rep, Spec, report, symmetrize
-from symmetrize.flat_movement import flat_rep
-from symmetrize.passes.report import compact_rep
+from symmetrize.action import Action
+from symmetrize.passes.rep_text import compact_rep
 from tests.pose_models import TemporalModel
 
 H36M = Rep.joints("h36m")
@@ -16,7 +16,7 @@ NTU = Rep.joints("ntu")
 
 
 def _compact(spec: Spec, shape: tuple[int, ...], joints: tuple[Rep, ...]) -> str:
-    return compact_rep(shape, flat_rep(shape, spec.input_axes(0, shape)), joints)
+    return compact_rep(Action.from_axes(shape, spec.input_axes(0, shape)), joints)
 
 
 @pytest.mark.parametrize("layout,shape,joints,expected", [
@@ -34,12 +34,15 @@ def test_input_reps_read_per_axis(layout: str, shape: tuple[int, ...], joints: t
 
 def test_hidden_and_other_reps() -> None:
     hidden = Rep.skeleton_hidden("h36m", 4, 1)
-    assert compact_rep((2, 68, 9), flat_rep((2, 68, 9), {1: hidden}), (H36M,)) == \
+    assert compact_rep(Action.from_axes((2, 68, 9), {1: hidden}), (H36M,)) == \
         "(17j 4): 6 pairs, 1 of 4-"
     padded = hidden + Rep.trivial(2)  # a width that does not divide the skeleton
-    assert compact_rep((2, 70), flat_rep((2, 70), {1: padded}), (H36M,)) == "70: 24 pairs, 17-"
-    assert compact_rep((3, 5), Rep.trivial(15), (H36M,)) == "invariant"
-    assert compact_rep(None, None) == "-"
+    assert compact_rep(Action.from_axes((2, 70), {1: padded}), (H36M,)) == "70: 24 pairs, 17-"
+    assert compact_rep(Action.trivial((3, 5)), (H36M,)) == "invariant"
+    assert compact_rep(None) == "-"
+    # axes the mirror mixes (a skeleton layout split into heads) read as one group
+    heads = Action((2, 4, 17), [(1, 3, hidden)])
+    assert compact_rep(heads, (H36M,)) == "(4x17): 24 pairs, 17-"
 
 
 def test_rows_of_a_converted_temporal_model() -> None:
@@ -64,7 +67,8 @@ def test_rows_of_a_converted_temporal_model() -> None:
     assert rep.totals()["replaced_modules"] == 7 and rep.switched == ["relu"]
     assert any("dropout module 'drop'" in w for w in rep.warnings)
     assert rep.inputs == [{"shape": [2, 9, 17, 2], "dtype": "float32"}]
-    assert rep.options["hidden"] == "skeleton" and rep.spec == Spec.preset("h36m")
+    assert rep.options["hidden"] == "auto" and rep.spec == Spec.preset("h36m")
+    assert any(n.startswith("skeleton layout (auto") and "expand_conv" in n for n in rep.notes)
 
 
 def test_report_of_a_plain_model_is_a_clear_error() -> None:

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from symmetrize.nn.rnn import ChiralGRU, ChiralLSTM
-from symmetrize.rep import Rep, weight_sharing
+from symmetrize.rep import Rep
+from symmetrize.weight_sharing import weight_sharing
 from tests.strategies import reps
 
 CLASSES = [ChiralLSTM, ChiralGRU]
@@ -302,7 +303,7 @@ def test_deepcopy_dtype_and_repr(cls: type) -> None:
     _assert_same(_outputs(module, x64), _outputs(clone, x32.clone()), atol=1e-5)
     assert equivariance_error(module, REP_IN, REP_HIDDEN, x64, None) < 1e-10
     text = repr(module)
-    assert repr(REP_IN) in text and repr(REP_HIDDEN) in text
+    assert str(REP_IN) in text and str(REP_HIDDEN) in text
     assert "num_layers=2" in text and "batch_first=True" in text
 
 

@@ -269,7 +269,10 @@ def test_group_divisibility_message() -> None:
 
 
 def test_negate_out_of_range_message() -> None:
-    ok = Spec(input="n j c", output="n j c", skeleton="h36m", negate=(-2,), output_negate=(2,))
+    with pytest.raises(ValueError, match=r"negate = \(-2,\): coordinate -2 is negative; use the "
+                                         r"index counted from 0"):
+        Spec(input="n j c", output="n j c", skeleton="h36m", negate=(-2,))
+    ok = Spec(input="n j c", output="n j c", skeleton="h36m", negate=(0,), output_negate=(2,))
     assert ok.input_axes(0, (1, 17, 2)) == {1: Rep.joints("h36m"), 2: Rep.coords(2, (0,))}
     assert ok.output_axes(0, (1, 17, 3))[2] == Rep.coords(3, (2,))
     with pytest.raises(ValueError, match=r"Spec output 0 \(layout 'n j c'\): output_negate=\(2,\) "

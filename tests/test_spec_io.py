@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from symmetrize import Skeleton, Spec
-from symmetrize.spec import SPEC_KEYS
+from symmetrize.spec_files import SPEC_KEYS
 
 CUSTOM = Skeleton(["root", "l_arm", "r_arm", "head", "left_leg", "right_leg"],
                   pairs=[(1, 2), (4, 5)], parents=[-1, 0, 0, 0, 0, 0], name="mine")

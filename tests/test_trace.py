@@ -38,7 +38,10 @@ def test_temporal_model_traces_and_generalises_over_batch_and_time() -> None:
     assert type(gm).__name__ == "TemporalModelTraced"
     with torch.no_grad():
         expected = model(x)
-        torch.testing.assert_close(result.example_outputs, expected)
+        # values computed from the inputs are shape-only stand-ins: the trace never runs them
+        assert result.example_outputs.is_meta
+        assert result.example_outputs.shape == expected.shape
+        assert result.example_outputs.dtype == expected.dtype
         torch.testing.assert_close(gm(x), expected)
         x5 = torch.randn(5, 35, 17, 2)  # another batch size and another T
         out5 = gm(x5)
@@ -79,8 +82,8 @@ def test_temporal_model_node_meta() -> None:
     assert conv.meta["source"].endswith(_line_of(TemporalModel._forward_blocks,
                                                  "self.expand_bn(self.expand_conv(x))"))
     assert "_forward_blocks" in conv.stack_trace
-    # ReLU(inplace=True) ran on a copy in the shadow run: the BN output keeps its negatives
-    assert (nodes["expand_bn"].meta["example_value"] < 0).any()
+    # values computed from the inputs are shape-only stand-ins (no storage, any batch size)
+    assert nodes["expand_bn"].meta["example_value"].is_meta
     size_nodes = [n for n in nodes.values() if n.meta.get("size_derived")]
     assert size_nodes and all(not isinstance(n.meta["example_value"], torch.Tensor)
                               for n in size_nodes)
@@ -287,7 +290,7 @@ def test_parameters_and_buffers_become_get_attr_nodes_with_values() -> None:
     assert set(attrs) == {"weight", "offset"}
     torch.testing.assert_close(attrs["weight"].meta["example_value"], model.weight.detach())
     assert not isinstance(attrs["weight"].meta["example_value"], nn.Parameter)
-    torch.testing.assert_close(result.example_outputs, model(x, y).detach())
+    assert result.example_outputs.shape == model(x, y).shape
 
 
 def test_data_dependent_submodule_suggests_a_leaf_and_leaf_works() -> None:

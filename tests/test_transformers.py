@@ -17,7 +17,7 @@ from timm.models.vision_transformer import Block
 
 from symmetrize import Rep, Spec, check, symmetrize
 from symmetrize.data.windows import flip_pose
-from symmetrize.passes.propagate import ConversionError
+from symmetrize import ConversionError
 from tests.transformer_models import DualStreamLike, PoseFormerLike
 
 LIFT = Spec(input="n t j c", output="n t j c", skeleton="h36m", negate=(0,))
@@ -158,9 +158,9 @@ def test_timm_fused_attention_with_attention_dropout_warns() -> None:
 def test_layer_norm_on_sign_flipping_channels_is_a_clear_error() -> None:
     torch.manual_seed(0)
     with pytest.raises(ConversionError) as error:
-        symmetrize(PoseFormerLike(), LIFT, torch.randn(2, 9, 17, 2))  # hidden="skeleton"
+        symmetrize(PoseFormerLike(), LIFT, torch.randn(2, 9, 17, 2), hidden="skeleton")
     message = str(error.value)
-    assert "spatial_blocks.0.norm1" in message and "hidden='regular'" in message
+    assert "spatial_blocks.0.norm1" in message and "hidden='regular' or 'auto'" in message
 
 
 def test_rms_norm_works_with_sign_flipping_channels() -> None:

@@ -139,3 +139,90 @@ class DualStreamLike(nn.Module):
         if return_rep:
             return x
         return self.head(x)
+
+
+class MixAttention(nn.Module):
+    """Multi-head self-attention as MixSTE writes it: one qkv projection reshaped to
+    ``(3, B, heads, N, head_dim)``, an explicit softmax of the scaled scores, attention dropout."""
+
+    def __init__(self, dim: int, heads: int = 8, drop: float = 0.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.attn_drop = nn.Dropout(drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = (q @ k.transpose(-2, -1)) * self.scale
+        attn = self.attn_drop(attn.softmax(dim=-1))
+        x = (attn @ v).transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(x))
+
+
+class MixBlock(nn.Module):
+    """Pre-norm transformer block (attention + GELU MLP of ratio 2) with stochastic depth."""
+
+    def __init__(self, dim: int, heads: int, drop_path: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = MixAttention(dim, heads)
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(in_features=dim, hidden_features=dim * 2, act_layer=nn.GELU)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        return x
+
+
+class MixSTELike(nn.Module):
+    """MixSTE (Zhang et al., CVPR 2022), from its description: every joint of every frame is a
+    token embedded to ``dim`` features, with a learned spatial embedding per joint and a learned
+    temporal embedding per frame (so the clip length is fixed); ``depth`` alternating pairs of a
+    spatial block (the joints of one frame) and a temporal block (the frames of one joint),
+    rearranged with einops; a LayerNorm and a linear head to 3D for every frame.
+    Published size: 243 frames, 512 features, depth 8, 8 heads."""
+
+    def __init__(self, frames: int = 243, joints: int = 17, dim: int = 512, depth: int = 8,
+                 heads: int = 8, drop_path: float = 0.1) -> None:
+        super().__init__()
+        self.frames, self.joints = frames, joints
+        self.embed = nn.Linear(2, dim)
+        self.spatial_pos = nn.Parameter(torch.zeros(1, joints, dim))
+        self.temporal_pos = nn.Parameter(torch.zeros(1, frames, dim))
+        rates = [r.item() for r in torch.linspace(0, drop_path, depth)]
+        self.ste = nn.ModuleList([MixBlock(dim, heads, r) for r in rates])
+        self.tte = nn.ModuleList([MixBlock(dim, heads, r) for r in rates])
+        self.spatial_norm = nn.LayerNorm(dim)
+        self.temporal_norm = nn.LayerNorm(dim)
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 3))
+        trunc_normal_(self.spatial_pos, std=0.02)
+        trunc_normal_(self.temporal_pos, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, f, n, c = x.shape
+        assert f == self.frames and n == self.joints, "MixSTE works on fixed-length clips"
+        x = rearrange(x, "b f n c -> (b f) n c")
+        x = self.embed(x)
+        x += self.spatial_pos
+        x = self.ste[0](x)
+        x = self.spatial_norm(x)
+        x = rearrange(x, "(b f) n c -> (b n) f c", f=f)
+        x += self.temporal_pos
+        x = self.tte[0](x)
+        x = self.temporal_norm(x)
+        x = rearrange(x, "(b n) f c -> b f n c", n=n)
+        for ste, tte in zip(self.ste[1:], self.tte[1:]):
+            x = rearrange(x, "b f n c -> (b f) n c")
+            x = self.spatial_norm(ste(x))
+            x = rearrange(x, "(b f) n c -> (b n) f c", f=f)
+            x = self.temporal_norm(tte(x))
+            x = rearrange(x, "(b n) f c -> b f n c", n=n)
+        x = self.head(x)
+        return x.view(b, f, n, -1)

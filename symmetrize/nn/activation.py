@@ -73,4 +73,4 @@ class ChiralActivation(nn.Module):
         return torch.where(self.negated.view(shape), self.odd(x), self.activation(x))
 
     def extra_repr(self) -> str:
-        return f"{self.rep!r}, dim={self.dim}"
+        return f"{self.rep}, dim={self.dim}"

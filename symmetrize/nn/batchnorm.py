@@ -214,7 +214,7 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
         return (x,), (self.rep.apply(x, 1),), lambda y: self.rep.apply(y, 1)
 
     def extra_repr(self) -> str:
-        return (f"{self.rep!r}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+        return (f"{self.rep}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
 
 

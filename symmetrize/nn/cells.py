@@ -122,7 +122,7 @@ class _ChiralCell(ChiralModule):
                 else rep.apply(y))
 
     def extra_repr(self) -> str:
-        return f"{self.rep_in!r} -> {self.rep_hidden!r}, bias={self.bias}, " \
+        return f"{self.rep_in} -> {self.rep_hidden}, bias={self.bias}, " \
                f"execution={self.execution!r}"
 
 

@@ -123,7 +123,7 @@ class ChiralConv(ChiralModule):
         return (x,), (self.rep_in.apply(x, 1),), lambda y: self.rep_out.apply(y, 1)
 
     def extra_repr(self) -> str:
-        return (f"{self.rep_in!r} -> {self.rep_out!r}, "
+        return (f"{self.rep_in} -> {self.rep_out}, "
                 + self._dense_cls.extra_repr(self)  # type: ignore[arg-type]
                 + f", execution={self.execution!r}")
 
@@ -138,7 +138,7 @@ class InvariantConv(ChiralConv):
         if rep_out is None and isinstance(module, cls._dense_cls):
             rep_out = Rep.trivial(module.out_channels)
         if rep_out is not None and not rep_out.is_trivial:
-            raise ValueError(f"{cls.__name__} needs a trivial output Rep, got {rep_out!r}")
+            raise ValueError(f"{cls.__name__} needs a trivial output Rep, got {rep_out}")
         return super().from_dense(module, rep_in, rep_out)  # type: ignore[arg-type]
 
     @classmethod

@@ -104,7 +104,7 @@ class ChiralLinear(ChiralModule, nn.Linear):
         return (x,), (self.rep_in.apply(x),), lambda y: self.rep_out.apply(y)
 
     def extra_repr(self) -> str:
-        return (f"{self.rep_in!r} -> {self.rep_out!r}, bias={self.has_bias}, "
+        return (f"{self.rep_in} -> {self.rep_out}, bias={self.has_bias}, "
                 f"execution={self.execution!r}")
 
 
@@ -125,7 +125,7 @@ class InvariantLinear(ChiralLinear):
                             f"{type(module).__name__}")
         rep_out = Rep.trivial(module.out_features) if rep_out is None else rep_out
         if not rep_out.is_trivial:
-            raise ValueError(f"InvariantLinear needs a trivial output Rep, got {rep_out!r}")
+            raise ValueError(f"InvariantLinear needs a trivial output Rep, got {rep_out}")
         return super().from_dense(module, rep_in, rep_out)  # type: ignore[return-value]
 
     @classmethod

@@ -274,7 +274,7 @@ class _ChiralRNN(ChiralModule):
     def extra_repr(self) -> str:
         base = nn.RNNBase.extra_repr(self)  # type: ignore[arg-type]
         options = base.split(", ")[2:]  # drop input_size, hidden_size: the Reps give them
-        return ", ".join([f"{self.rep_in!r} -> {self.rep_hidden!r}", *options,
+        return ", ".join([f"{self.rep_in} -> {self.rep_hidden}", *options,
                           f"execution={self.execution!r}"])
 
 

@@ -31,7 +31,8 @@ from symmetrize.eigenbasis import (
     vector_to_dense,
     vector_to_plus,
 )
-from symmetrize.rep import Rep, WeightSharing, weight_sharing
+from symmetrize.rep import Rep
+from symmetrize.weight_sharing import WeightSharing, weight_sharing
 
 __all__ = ["BlockSpec", "ChiralModule", "SymmetricTensor", "building_from", "share_tensor"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,16 @@ from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
+from symmetrize.passes.check_state import (
+    cuda_devices,
+    default_dtype,
+    device_of,
+    dtype_of,
+    no_tf32,
+    restored,
+    to_dtype,
+)
+from symmetrize.passes.output_errors import output_error, worst
 from symmetrize.spec import Spec
 
 __all__ = ["TOLERANCES", "CheckCase", "CheckResult", "check", "equivariance_error"]
@@ -154,17 +164,27 @@ def check(model: nn.Module, spec: Spec | None = None, example_inputs: Sequence[A
     Raises:
         ValueError: no example inputs for a model that was not converted, an unknown mode.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(modes, str) or not modes:
+        raise ValueError(f"modes must be a non-empty list of 'eval' and/or 'train', got {modes!r}")
     for mode in modes:
         if mode not in ("eval", "train"):
             raise ValueError(f"unknown mode {mode!r}; modes are 'eval' and 'train'")
-    if n_inputs < 1:
-        raise ValueError(f"n_inputs must be at least 1, got {n_inputs}")
+    if isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 1:
+        raise ValueError(f"n_inputs must be an integer >= 1, got {n_inputs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
     spec = _spec(model, spec)
     templates = _templates(model, example_inputs)
-    device = _device(model)
-    own = _dtype(model)
+    device = device_of(model)
+    own = dtype_of(model)
     wanted = list(dict.fromkeys(dtypes if dtypes is not None else (torch.float64, own)))
-    tol = {**TOLERANCES, **(tolerances or {})}
+    for dtype in wanted:
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(f"dtypes must be floating torch dtypes such as torch.float64, got "
+                             f"{dtype!r}")
+    tol = {**TOLERANCES, **_tolerances(tolerances)}
     generator = torch.Generator().manual_seed(seed)
     draws = [_random_inputs(templates, generator) for _ in range(n_inputs)]
     result = CheckResult(n_inputs=n_inputs, device=str(device))
@@ -172,12 +192,12 @@ def check(model: nn.Module, spec: Spec | None = None, example_inputs: Sequence[A
         result.notes.append("TF32 switched off during the check (it rounds x and T x apart)")
     if "train" in modes:
         result.notes.append("train mode: dropout switched off (its masks are not mirror-tied)")
-    with _no_tf32():
+    with no_tf32():
         _run_cases(model, spec, draws, wanted, modes, tol, device, result)
         failed = next((c.mode for c in result.cases if not c.passed and c.dtype == "float64"),
                       None)
         if localize and failed is not None:
-            with _restored(model):
+            with restored(model):
                 _localize(model, spec, draws, failed, device, result)
         elif localize and not result.passed:
             result.notes.append("float64 passes, so the failure is rounding in the lower "
@@ -191,24 +211,13 @@ def _run_cases(model: nn.Module, spec: Spec, draws: list[tuple[Any, ...]],
     for dtype in dtypes:
         for mode in modes:
             abs_err, rel_err = 0.0, 0.0
-            with _restored(model):  # each case starts from the model's own state
-                _to_dtype(model, dtype)
+            with restored(model):  # each case starts from the model's own state
+                to_dtype(model, dtype)
                 for draw in draws:
                     a, r = _error(model, spec, _cast(draw, dtype, device), mode == "train")
-                    abs_err, rel_err = _worst(abs_err, a), _worst(rel_err, r)
+                    abs_err, rel_err = worst(abs_err, a), worst(rel_err, r)
             result.cases.append(CheckCase(mode, _dtype_name(dtype), abs_err, rel_err,
                                           tol.get(dtype, 1e-5)))
-
-
-@contextlib.contextmanager
-def _no_tf32() -> Iterator[None]:
-    """TF32 off for CUDA matmuls and convolutions (restored on exit)."""
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
 def _localize(model: nn.Module, spec: Spec, draws: list[tuple[Any, ...]], mode: str,
@@ -216,7 +225,7 @@ def _localize(model: nn.Module, spec: Spec, draws: list[tuple[Any, ...]], mode: 
     from symmetrize.passes.localize import first_broken_node
     from symmetrize.passes.trace import TraceError
 
-    _to_dtype(model, torch.float64)
+    to_dtype(model, torch.float64)
     model.train(mode == "train")
     inputs = [_cast(draw, torch.float64, device) for draw in draws]
     leaves = _leaf_types(model)
@@ -240,84 +249,56 @@ def equivariance_error(model: nn.Module, spec: Spec, inputs: tuple[Any, ...],
     The model is switched to float64 (and the mode) in place, then restored, as in
     :func:`check`. A deep copy of a large model would cost more than the two forward passes.
     """
-    with _restored(model):
-        _to_dtype(model, torch.float64)
+    with restored(model):
+        to_dtype(model, torch.float64)
         xs = _cast(inputs, torch.float64, None)
         return _error(model, spec, xs, train)[0]
 
 
 # ----------------------------------------------------------------------------- internals
 def _error(model: nn.Module, spec: Spec, xs: tuple[Any, ...], train: bool) -> tuple[float, float]:
-    """(max abs, max rel) of ``f(T x) - T f(x)`` over the outputs, dropout off in train mode."""
+    """(max abs, max rel) of ``f(T x) - T f(x)`` over every output leaf, dropout off in train
+    mode. Both runs start from the same random state, so random ops other than dropout
+    (stochastic depth, noise) draw the same numbers for ``x`` and ``T x``; tensors the model
+    makes in ``forward`` follow the inputs' float64 through the default dtype."""
     mirrored = tuple(spec.mirror_input(i, x) if isinstance(x, torch.Tensor)
                      and not spec.is_invariant_input(i) else x for i, x in enumerate(xs))
     model.train(train)
-    devices = _cuda_devices(model)
-    with torch.no_grad(), (_NoDropout() if train else contextlib.nullcontext()):
+    devices = cuda_devices(model)
+    wide = any(isinstance(x, torch.Tensor) and x.dtype == torch.float64 for x in xs)
+    with torch.no_grad(), (_NoDropout() if train else contextlib.nullcontext()), \
+            (default_dtype(torch.float64) if wide else contextlib.nullcontext()):
         with torch.random.fork_rng(devices=devices):
             out = model(*xs)
         with torch.random.fork_rng(devices=devices):
             out_m = model(*mirrored)
-    outs = out if isinstance(out, (tuple, list)) else (out,)
-    outs_m = out_m if isinstance(out_m, (tuple, list)) else (out_m,)
-    abs_err, scale = 0.0, 0.0
-    for i, (y, y_m) in enumerate(zip(outs, outs_m, strict=True)):
-        if isinstance(y, torch.Tensor) and y.is_floating_point() and y.numel():
-            diff = (spec.mirror_output(i, y) - y_m).abs().max().double().item()
-            abs_err = _worst(abs_err, diff)
-            scale = max(scale, y.abs().max().double().item())
+    free = getattr(getattr(model, "symmetrize_report", None), "free_outputs", None)
+    abs_err, scale = output_error(spec, out, out_m, free)
     return abs_err, abs_err / scale if scale > 0 else abs_err
 
 
-def _worst(a: float, b: float) -> float:
-    """The max of two errors, NaN winning (a NaN output is a failure)."""
-    return b if math.isnan(b) or b > a else a
-
-
-@contextlib.contextmanager
-def _restored(model: nn.Module) -> Iterator[None]:
-    """Give back every parameter's data, buffer, train flag and the RNG states on exit."""
-    parameters = [(p, p.data) for p in model.parameters()]
-    buffers = [(m, name, b) for m in model.modules() for name, b in m._buffers.items()
-               if b is not None]
-    saved = [b.clone() for _, _, b in buffers]
-    modes = [(m, m.training) for m in model.modules()]
-    with torch.random.fork_rng(devices=_cuda_devices(model)):
-        try:
-            yield
-        finally:
-            for parameter, data in parameters:
-                parameter.data = data
-            for (module, name, buffer), copy in zip(buffers, saved, strict=True):
-                with torch.no_grad():
-                    buffer.copy_(copy)  # the values (running statistics) ...
-                module._buffers[name] = buffer  # ... and the original tensor, dtype and device
-            for module, mode in modes:
-                module.training = mode
-
-
-def _cuda_devices(model: nn.Module) -> list[int]:
-    return sorted({t.device.index or 0 for t in (*model.parameters(), *model.buffers())
-                   if t.device.type == "cuda"})
-
-
-def _to_dtype(model: nn.Module, dtype: torch.dtype) -> None:
-    """Floating parameters and buffers to ``dtype`` (``.to`` replaces buffer tensors and
-    parameter data; :func:`_restored` puts the originals back)."""
-    model.to(dtype)
-
-
-def _device(model: nn.Module) -> torch.device:
-    for t in (*model.parameters(), *model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
-def _dtype(model: nn.Module) -> torch.dtype:
-    for t in (*model.parameters(), *model.buffers()):
-        if t.is_floating_point():
-            return t.dtype
-    return torch.float32
+def _tolerances(given: Any) -> dict[torch.dtype, float]:
+    """Tolerances by dtype; keys may be dtypes or their names (``"float32"``, ``"fp32"``)."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise TypeError(f"tolerances must be a dict of dtype -> relative tolerance, got "
+                        f"{type(given).__name__}")
+    aliases = {"fp64": torch.float64, "fp32": torch.float32, "fp16": torch.float16,
+               "bf16": torch.bfloat16, "double": torch.float64, "float": torch.float32,
+               "half": torch.float16}
+    out = {}
+    for key, value in given.items():
+        dtype = key if isinstance(key, torch.dtype) else aliases.get(str(key).lower()) or \
+            getattr(torch, str(key).removeprefix("torch."), None)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(f"tolerances: {key!r} is not a floating dtype (use torch.float32 or "
+                             "'float32')")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value) or value < 0:
+            raise ValueError(f"tolerances[{key!r}] must be a finite number >= 0, got {value!r}")
+        out[dtype] = float(value)
+    return out
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -1,24 +1,20 @@
 """The conversion report: one row per traced node, with what :func:`~symmetrize.symmetrize` did
 there; totals; warnings; the measured equivariance error.
 
-Rendering (text table, Markdown, JSON, Graphviz DOT, a drawn picture) lives in
-:mod:`symmetrize.passes.render`; this module holds the facts.
+Rendering lives in :mod:`symmetrize.passes.render_text` (text table, Markdown),
+:mod:`symmetrize.passes.render_json` (JSON) and :mod:`symmetrize.passes.render_graph` (networkx,
+Graphviz DOT, a drawn picture); this module holds the facts and :mod:`symmetrize.passes.rep_text`
+the compact text of an action.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from symmetrize.rep import Rep
 
-__all__ = ["SCHEMA_VERSION", "ConversionReport", "ReportRow", "compact_rep", "short_rep"]
-
-#: version of the JSON schema written by :meth:`ConversionReport.to_dict`
-SCHEMA_VERSION = 1
+__all__ = ["ConversionReport", "ReportRow"]
 
 
 @dataclass
@@ -101,6 +97,8 @@ class ConversionReport:
         options: the conversion options, as passed to :func:`~symmetrize.symmetrize`.
         inputs: the example inputs' shapes and dtypes (``{"shape": [...], "dtype": "float32"}``)
             or, for a non-tensor argument, ``{"value": ...}``.
+        free_outputs: for each ``"free"`` output of the Spec (by index), the Reps the
+            conversion gave its acting axes (``{axis: Rep}``), which the check mirrors it with.
     """
 
     model: str = ""
@@ -113,6 +111,7 @@ class ConversionReport:
     spec: Any = None
     options: dict[str, Any] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    free_outputs: dict[int, dict[int, Rep]] = field(default_factory=dict)
 
     @property
     def parameter_ratio(self) -> float:
@@ -168,122 +167,32 @@ class ConversionReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-able values (schema in README: ``"schema": "symmetrize.report"``,
-        ``"version"``: :data:`SCHEMA_VERSION`)."""
-        from symmetrize.passes.render import report_dict
+        ``"version"``: :data:`~symmetrize.passes.render_json.SCHEMA_VERSION`)."""
+        from symmetrize.passes.render_json import report_dict
         return report_dict(self)
 
     def to_json(self, indent: int | None = 2) -> str:
         """The report as JSON text."""
-        from symmetrize.passes.render import report_json
+        from symmetrize.passes.render_json import report_json
         return report_json(self, indent)
 
     def to_markdown(self) -> str:
         """The report as a Markdown table plus totals, notes and warnings."""
-        from symmetrize.passes.render import report_markdown
+        from symmetrize.passes.render_text import report_markdown
         return report_markdown(self)
 
     def to_graph(self) -> Any:
         """The graph as a ``networkx.DiGraph``: one node per row (its fields as attributes),
         one edge per input."""
-        from symmetrize.passes.render import report_graph
+        from symmetrize.passes.render_graph import report_graph
         return report_graph(self)
 
     def write_graph(self, path: str) -> None:
         """Write the graph with its Reps: ``.dot`` as Graphviz DOT text, ``.svg``/``.png``/
         ``.pdf`` drawn with matplotlib (``pip install "symmetrize[graph]"``)."""
-        from symmetrize.passes.render import write_graph
+        from symmetrize.passes.render_graph import write_graph
         write_graph(self, path)
 
     def __str__(self) -> str:
-        from symmetrize.passes.render import report_text
+        from symmetrize.passes.render_text import report_text
         return report_text(self)
-
-
-def short_rep(rep: Rep | None) -> str:
-    """``"68: 32 pairs, 12-"``: size, swapped pairs, negated entries of a flat Rep."""
-    if rep is None:
-        return "-"
-    if rep.is_trivial:
-        return "invariant"
-    return f"{rep.size}: {rep.n_pairs} pairs, {rep.n_negated}-"
-
-
-_COORD_NAMES = "xyz"
-
-
-def compact_rep(shape: Sequence[int] | None, flat: Rep | None, joints: Sequence[Rep] = ()) -> str:
-    """A node's flat Rep per tensor axis, e.g. ``"17j x 2c: 6 pairs, x-"``.
-
-    Only the axes the mirror acts on are shown: ``17j`` an axis whose Rep is the skeleton's
-    joint swap (one of ``joints``), ``2c`` a short axis that only flips signs (coordinates;
-    negated ones named ``x``, ``y``, ``z``), a bare size for any other (hidden channels, with
-    their pairs and negated count). ``invariant`` when nothing moves, ``-`` for no tensor.
-    A Rep that does not act axis by axis falls back to :func:`short_rep`.
-    """
-    from symmetrize.flat_movement import factor_axes
-
-    if flat is None or shape is None:
-        return "-"
-    if flat.is_trivial:
-        return "invariant"
-    shape = tuple(int(s) for s in shape)
-    axes = factor_axes(shape, flat, list(range(len(shape)))) if shape else None
-    if axes is None:
-        return short_rep(flat)
-    tokens, facts = [], []
-    for axis, rep in _readable_signs([axes[a] for a in range(len(shape))]):
-        if any(rep.unsigned() == j and rep.n_negated == 0 for j in joints):
-            tokens.append(f"{rep.size}j")
-            facts.append(f"{rep.n_pairs} pairs")
-        elif rep.n_pairs == 0 and rep.size <= len(_COORD_NAMES):
-            tokens.append(f"{rep.size}c")
-            facts.append(_negated_coords(rep.sign))
-        elif (per_joint := _joint_major(rep, joints)) is not None:
-            joint, inner = per_joint
-            pairs = f"{joint.n_pairs} pairs"
-            if inner.size <= len(_COORD_NAMES):  # flattened (joints, coordinates)
-                tokens.append(f"({joint.size}j {inner.size}c)")
-                facts.append(", ".join(f for f in (pairs, _negated_coords(inner.sign)) if f))
-            else:  # the paper's hidden layout: D features per joint
-                tokens.append(f"({joint.size}j {inner.size})")
-                facts.append(f"{pairs}, {inner.n_negated} of {inner.size}-" if inner.n_negated
-                             else pairs)
-        else:
-            tokens.append(str(rep.size))
-            facts.append(", ".join(part for part in (
-                f"{rep.n_pairs} pairs" if rep.n_pairs else "",
-                f"{rep.n_negated}-" if rep.n_negated else "") if part))
-    return f"{' x '.join(tokens)}: {', '.join(f for f in facts if f)}"
-
-
-def _negated_coords(sign: Any) -> str:
-    return "".join(f"{_COORD_NAMES[i]}-" for i in range(len(sign)) if sign[i] < 0)
-
-
-def _joint_major(rep: Rep, joints: Sequence[Rep]) -> tuple[Rep, Rep] | None:
-    """``(joints Rep, per-joint sign-only Rep)`` when ``rep`` is their Kronecker product (the
-    joints outermost, every joint's features flipping alike), else ``None``."""
-    for joint in joints:
-        dims, rest = divmod(rep.size, joint.size)
-        if rest or dims < 1 or joint.is_trivial:
-            continue
-        inner = Rep._trusted(np.arange(dims), np.asarray(rep.sign[:dims]))
-        if joint.kron(inner) == rep:
-            return joint, inner
-    return None
-
-
-def _readable_signs(reps: list[Rep]) -> list[tuple[int, Rep]]:
-    """The non-trivial axis Reps, with each global ``-1`` that factoring left on an axis whose
-    every entry flips moved onto the axis it negates most entries of (the product is the same),
-    so ``(N, C, T, V, M)`` reads ``3c x 25j: x-, 10 pairs`` rather than with ``M`` negated."""
-    reps = list(reps)
-    for a, rep in enumerate(reps):
-        if rep.n_negated != rep.size:
-            continue
-        others = [b for b, r in enumerate(reps) if b != a and not r.is_trivial]
-        if others:
-            b = min(others, key=lambda k: (reps[k].size - 2 * reps[k].n_negated, k))
-            reps[a] = Rep._trusted(rep.perm, -rep.sign)
-            reps[b] = Rep._trusted(reps[b].perm, -reps[b].sign)
-    return [(a, r) for a, r in enumerate(reps) if not r.is_trivial]

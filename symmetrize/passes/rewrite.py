@@ -1,5 +1,9 @@
-"""Rewrite a copy of the model from the propagation's sites: chiral twins, switched activations,
-mirror-shared learned tensors, locally symmetrised modules; one :class:`Change` for each."""
+"""Rewrite the model from the propagation's sites: chiral twins, switched activations,
+mirror-shared learned tensors, locally symmetrised modules; one :class:`Change` for each.
+
+Every change is logged in an :class:`Undo`, so that a conversion that fails part way (in the
+rewrite or in the check after it) can put an in-place model back exactly as it was.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,16 @@ from typing import Any
 
 import torch
 from torch import fx, nn
+from torch.nn.utils import parametrize
 
+from symmetrize.action import Action
 from symmetrize.nn.average import MirrorAverage
 from symmetrize.nn.shared import ChiralModule, share_tensor
-from symmetrize.nn.switched import install_switch
-from symmetrize.flat_movement import factor_axes
-from symmetrize.passes.propagate import ConversionError, Propagation, Site
+from symmetrize.nn.switched import install_switch, uninstall_switch
 from symmetrize.rep import Rep
+from symmetrize.rules.context import Context, ConversionError, Site
 
-__all__ = ["Change", "rewrite"]
+__all__ = ["Change", "Undo", "rewrite"]
 
 
 @dataclass
@@ -35,23 +40,40 @@ class Change:
     projection_error: float | None = None
 
 
-def rewrite(model: nn.Module, propagation: Propagation, weights: str,
-            keep: set[str]) -> dict[Any, Change]:
-    """Apply the conversion to ``model`` (a deep copy of the traced one) in place.
+class Undo:
+    """The inverse of every change the rewrite made, applied in reverse by :meth:`rollback`."""
+
+    def __init__(self) -> None:
+        self._steps: list[Any] = []
+
+    def add(self, step: Any) -> None:
+        self._steps.append(step)
+
+    def rollback(self) -> None:
+        for step in reversed(self._steps):
+            step()
+        self._steps.clear()
+
+
+def rewrite(model: nn.Module, propagation: Context, weights: str, keep: set[str],
+            undo: Undo | None = None) -> dict[Any, Change]:
+    """Apply the conversion to ``model`` in place (logging each change in ``undo``).
 
     Returns the changes keyed by module path (modules), attribute path (shared tensors) and
     ``fx.Node`` (switched functional calls).
     """
+    undo = Undo() if undo is None else undo
     changes: dict[Any, Change] = {}
     for path, site in propagation.sites.items():
-        change = _rewrite_site(model, path, site, propagation, weights, keep)
+        change = _rewrite_site(model, path, site, propagation, weights, keep, undo)
         if change is not None:
             changes[path] = change
     for target, shared in propagation.shared.items():
         owner_path, _, name = target.rpartition(".")
         owner = model.get_submodule(owner_path) if owner_path else model
         before = getattr(owner, name).numel()
-        share_tensor(owner, name, shared.rep)
+        undo.add(_unshare(owner, name))
+        share_tensor(owner, name, shared.action.flat())
         after = owner.parametrizations[name].original.numel()
         changes[target] = Change("shared", f"mirror-shared ({after} free of {before}; "
                                            f"{shared.why})", before, after)
@@ -65,21 +87,49 @@ def rewrite(model: nn.Module, propagation: Propagation, weights: str,
         filename, _, line = source.rpartition(":")
         sites[(filename, int(line))] = name
         changes[node] = Change("switched", f"activation {name} -> tanh (functional call)")
+    had = getattr(model, "_symmetrize_switched", None)
+    cls = type(model)
     install_switch(model, sites)  # also gathers shared weights once per forward
+    undo.add(lambda: _restore_class(model, cls, had))
     return changes
 
 
-def _rewrite_site(model: nn.Module, path: str, site: Site, propagation: Propagation,
-                  weights: str, keep: set[str]) -> Change | None:
+def _unshare(owner: nn.Module, name: str) -> Any:
+    """The undo of :func:`share_tensor` on ``owner.<name>``: the original parameter object
+    (and value) back. Call it before sharing."""
+    original = owner._parameters[name]
+    data = original.detach().clone()  # registering a parametrization resizes it in place
+
+    def step() -> None:
+        if parametrize.is_parametrized(owner, name):
+            parametrize.remove_parametrizations(owner, name, leave_parametrized=True)
+        delattr(owner, name)
+        with torch.no_grad():
+            original.set_(data)
+        owner.register_parameter(name, original)
+    return step
+
+
+def _restore_class(model: nn.Module, cls: type, switched: Any) -> None:
+    uninstall_switch(model)
+    model.__class__ = cls
+    if switched is None:
+        model.__dict__.pop("_symmetrize_switched", None)
+    else:
+        model._symmetrize_switched = switched
+
+
+def _rewrite_site(model: nn.Module, path: str, site: Site, propagation: Context,
+                  weights: str, keep: set[str], undo: Undo) -> Change | None:
     module = model.get_submodule(path)
     before = _count(module)
     if path in keep:
         return Change("kept", "kept (keep=): not equivariant", before, before)
     if path in propagation.averaged:
-        wrapper = MirrorAverage(module, _axes(site.node.args[0], site.rep_in),
-                                _axes(site.node, site.rep_out))
+        wrapper = MirrorAverage(module, _axes(site.node, site.extra["in_action"]),
+                                _axes(site.node, site.extra["out_action"]))
         wrapper.train(module.training)
-        _set_submodule(model, path, wrapper)
+        _set_submodule(model, path, wrapper, undo)
         return Change("averaged", "averaged with its mirror (local symmetrisation, 2x its cost)",
                       before, before)
     if path in propagation.assumed:
@@ -97,7 +147,7 @@ def _rewrite_site(model: nn.Module, path: str, site: Site, propagation: Propagat
     elif isinstance(new, ChiralModule):
         error = projection_error(module, new)
     new.train(module.training)
-    _set_submodule(model, path, new)
+    _set_submodule(model, path, new, undo)
     decision = propagation.decisions.get(path)
     invariant = decision is not None and decision.constrained_by == "invariant_at"
     action = "invariance layer" if invariant else (
@@ -126,19 +176,18 @@ def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _axes(node: Any, flat: Rep | None) -> dict[int, Rep]:
-    """The non-trivial per-axis Reps of a node's flat Rep (so any batch size works)."""
-    if flat is None or not isinstance(node, fx.Node):
-        return {}
-    shape = tuple(node.meta["example_value"].shape)
-    found = factor_axes(shape, flat, list(range(len(shape))))
+def _axes(node: fx.Node, action: Action) -> dict[int, Rep]:
+    """The non-trivial per-axis Reps of an action (so any batch size works)."""
+    found = action.axes()
     if found is None:
         raise ConversionError(f"node '{node.name}': the mirror does not act axis by axis on its "
-                              f"shape {shape}, so it cannot be averaged")
+                              f"shape {action.shape}, so it cannot be averaged")
     return {a: r for a, r in found.items() if not r.is_trivial}
 
 
-def _set_submodule(model: nn.Module, path: str, new: nn.Module) -> None:
+def _set_submodule(model: nn.Module, path: str, new: nn.Module, undo: Undo) -> None:
     parent_path, _, name = path.rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
+    old = getattr(parent, name)
     setattr(parent, name, new)
+    undo.add(lambda: setattr(parent, name, old))

@@ -9,7 +9,9 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from symmetrize.passes.report import ReportRow, compact_rep
+from symmetrize.action import Action
+from symmetrize.passes.rep_text import compact_rep
+from symmetrize.passes.report import ReportRow
 from symmetrize.passes.rewrite import Change
 from symmetrize.rep import Rep
 
@@ -21,7 +23,7 @@ _DROPOUT_FUNCTIONS = (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_
 
 def report_rows(graph: fx.Graph, modules: Mapping[str, nn.Module], changes: Mapping[Any, Change],
                 joints: tuple[Rep, ...]) -> list[ReportRow]:
-    """One :class:`ReportRow` per node of ``graph`` (Reps read from ``node.meta["rep"]``), plus
+    """One :class:`ReportRow` per node of ``graph`` (actions read from ``node.meta["action"]``), plus
     one for each change no node names."""
     rows: list[ReportRow] = []
     used: set[Any] = set()
@@ -75,9 +77,10 @@ def dropout_warnings(graph: fx.Graph, modules: Mapping[str, nn.Module]) -> list[
             where = f"attention dropout in module '{node.meta.get('module') or ''}'"
         else:
             continue
-        rep = node.args[0].meta.get("rep") if node.args and isinstance(node.args[0], fx.Node) \
-            else None
-        if isinstance(p, (int, float)) and p > 0 and isinstance(rep, Rep) and not rep.is_trivial:
+        action = node.args[0].meta.get("action") if node.args and isinstance(node.args[0],
+                                                                               fx.Node) else None
+        if isinstance(p, (int, float)) and p > 0 and isinstance(action, Action) and \
+                not action.is_trivial:
             text = (f"dropout {where} (p={p}): its masks are not tied between a joint and its "
                     "twin, so the model is equivariant in eval mode only (in train mode in "
                     "expectation); check(...) switches dropout off in train mode")
@@ -115,12 +118,12 @@ def _module(node: fx.Node) -> str:
 
 
 def _compact(node: fx.Node, joints: tuple[Rep, ...]) -> str:
-    return _compact_value(node.meta.get("example_value"), node.meta.get("rep"), joints)
+    return _compact_value(node.meta.get("example_value"), node.meta.get("action"), joints)
 
 
 def _compact_value(value: Any, rep: Any, joints: tuple[Rep, ...]) -> str:
     if isinstance(value, torch.Tensor):
-        return compact_rep(tuple(value.shape), rep if isinstance(rep, Rep) else None, joints)
+        return compact_rep(rep if isinstance(rep, Action) else None, joints)
     if isinstance(value, (tuple, list)) and isinstance(rep, (tuple, list)) \
             and len(value) == len(rep):
         parts = [_compact_value(v, r, joints) for v, r in zip(value, rep, strict=True)]

@@ -13,19 +13,17 @@ matmul and softmax rules; this rule checks the result numerically on the example
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import fx
 from torch.nn import functional as F
 
-from symmetrize.flat_movement import factor_axes, flat_rep
+from symmetrize.action import Action, periodic_block
 from symmetrize.rep import Rep
-from symmetrize.rules import register_function_rule
-from symmetrize.rules.arithmetic import require_constant
-
-if TYPE_CHECKING:
-    from symmetrize.passes.propagate import Propagation
+from symmetrize.rules.constants import require_constant
+from symmetrize.rules.context import Context
+from symmetrize.rules.registry import register_function_rule
 
 _ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
 _FIX = ("give q, k and v per-head channel Reps: convert with hidden='regular' (mirror twins in "
@@ -33,16 +31,18 @@ _FIX = ("give q, k and v per-head channel Reps: convert with hidden='regular' (m
 
 
 @register_function_rule(F.scaled_dot_product_attention)
-def scaled_dot_product_attention(ctx: Propagation, node: fx.Node) -> Rep | None:
+def scaled_dot_product_attention(ctx: Context, node: fx.Node) -> Rep | None:
     bound = dict(zip(_ARGS, node.args))
     bound.update(node.kwargs)
     q, k, v = bound["query"], bound["key"], bound["value"]
-    if all(ctx.rep(a) is None for a in (q, k, v)):
+    if all(ctx.action(a) is None for a in (q, k, v)):
         return None
     if bound.get("enable_gqa"):
         raise ctx.fail(node, "grouped-query attention (enable_gqa=True) has no rule",
                        "repeat the key/value heads to the query heads first")
     axes = {name: _axes(ctx, node, arg, name) for name, arg in (("q", q), ("k", k), ("v", v))}
+    for arg in (q, k):
+        ctx.mark_unsigned(arg, "attention")
     (rq, rk, rv), n = (axes["q"], axes["k"], axes["v"]), len(axes["q"])
     if len(rk) != n or len(rv) != n:
         raise ctx.fail(node, "q, k and v of different ranks (broadcast batch axes) have no rule",
@@ -63,9 +63,11 @@ def scaled_dot_product_attention(ctx: Propagation, node: fx.Node) -> Rep | None:
     batch_sign = [rq[a].sign * rk[a].sign for a in range(n - 2)]
     if score_sign < 0 or any((s < 0).any() for s in batch_sign) or \
             rq[n - 2].n_negated or rk[n - 2].n_negated:
+        if ctx.forbid_signs(q, "attention") | ctx.forbid_signs(k, "attention"):
+            return Action.trivial(ctx.shape(node))
         raise ctx.fail(node, "the mirror flips the sign of attention scores, and softmax is not "
                              "odd", _FIX)
-    out_shape = tuple(node.meta["example_value"].shape)
+    out_shape = ctx.shape(node)
     scores = {a: rq[a].unsigned() for a in range(n - 2)}
     scores[n - 2], scores[n - 1] = rq[n - 2].unsigned(), rk[n - 2].unsigned()
     if bound.get("is_causal") and (scores[n - 2].n_pairs or scores[n - 1].n_pairs):
@@ -74,48 +76,67 @@ def scaled_dot_product_attention(ctx: Propagation, node: fx.Node) -> Rep | None:
     mask = bound.get("attn_mask")
     if isinstance(mask, fx.Node):
         score_shape = (*out_shape[:-1], ctx.value(k).shape[-2])
-        if ctx.rep(mask) is not None:
+        if ctx.action(mask) is not None:
             raise ctx.fail(node, "an attention mask computed from the inputs has no rule",
                            "use a constant (buffer) mask")
-        require_constant(ctx, node, mask, flat_rep(score_shape, scores), score_shape,
+        require_constant(ctx, node, mask, Action.from_axes(score_shape, scores),
                          f"the attention mask of {ctx.where(node)}")
     out_axes = {a: Rep(rv[a].perm, rv[a].sign) for a in range(n - 2)}
     out_axes[n - 2] = scores[n - 2]
     out_axes[n - 1] = rv[n - 1]
-    out = flat_rep(out_shape, out_axes)
-    ctx.remember(node, [ctx.rep(a) for a in (q, k, v)], lambda: _verify(ctx, node, bound, out))
+    out = Action.from_axes(out_shape, out_axes)
+    ctx.remember(("attention", node), [ctx.action(a) for a in (q, k, v)],
+                 lambda: _verify(ctx, node, bound, rq, rk, rv, out_axes))
     return out
 
 
-def _axes(ctx: Propagation, node: fx.Node, arg: Any, name: str) -> list[Rep]:
-    value = ctx.value(arg)
-    shape = tuple(value.shape)
-    flat = ctx.rep(arg) if isinstance(arg, fx.Node) else None
-    if flat is None:
-        flat = Rep.trivial(value.numel())
-    found = factor_axes(shape, flat, list(range(len(shape))))
+def _axes(ctx: Context, node: fx.Node, arg: Any, name: str) -> list[Rep]:
+    shape = tuple(ctx.value(arg).shape)
+    action = ctx.action(arg) if isinstance(arg, fx.Node) else None
+    if action is None:
+        action = Action.trivial(shape)
+    found = action.axes(sign_on=len(shape) - 1)
     if found is None:
         raise ctx.fail(node, f"the mirror does not act axis by axis on {name} of shape {shape} "
                              "(batch, heads, tokens, features)", _FIX)
     return [found[a] for a in range(len(shape))]
 
 
-def _verify(ctx: Propagation, node: fx.Node, bound: dict[str, Any], out: Rep) -> None:
-    """``sdpa(T q, T k, T v) == T_out sdpa(q, k, v)`` on the example values, in float64."""
-    plain, mirrored = [], []
-    for name in ("query", "key", "value"):
-        arg = bound[name]
-        x = ctx.value(arg).detach().to(torch.float64)
-        rep = ctx.rep(arg) if isinstance(arg, fx.Node) else None
-        plain.append(x)
-        mirrored.append(x if rep is None else rep.apply(x.reshape(-1)).reshape(x.shape))
+def _verify(ctx: Context, node: fx.Node, bound: dict[str, Any], rq: list[Rep], rk: list[Rep],
+            rv: list[Rep], out_axes: dict[int, Rep]) -> None:
+    """``sdpa(T q, T k, T v) == T_out sdpa(q, k, v)`` on random values in float64, each batch
+    axis cut to one period of its Reps (the mirror treats its blocks alike and apart)."""
+    generator = torch.Generator().manual_seed(0)
+    n = len(rq)
+    keep = {}
+    for a in range(n - 2):
+        blocks = [periodic_block(r[a]).size for r in (rq, rk, rv)]
+        size = max(blocks)
+        keep[a] = size if all(size % b == 0 for b in blocks) else rq[a].size
+
+    def shrunk(rep: Rep, a: int) -> Rep:
+        size = keep.get(a, rep.size)
+        return Rep._trusted(rep.perm[:size], rep.sign[:size])
+
     mask = ctx.value(bound.get("attn_mask"))
-    options = {"attn_mask": mask.to(torch.float64) if isinstance(mask, torch.Tensor) and
-               mask.is_floating_point() else mask,
-               "is_causal": bool(bound.get("is_causal", False)), "scale": bound.get("scale")}
+    plain, mirrored = [], []
+    for reps in (rq, rk, rv):
+        small = {a: shrunk(r, a) for a, r in enumerate(reps)}
+        x = torch.randn([small[a].size for a in range(n)], generator=generator,
+                        dtype=torch.float64)
+        plain.append(x)
+        mirrored.append(Action.from_axes(tuple(x.shape), small).apply(x))
+    if isinstance(mask, torch.Tensor) and not mask.is_meta:
+        if mask.dim() == n:
+            mask = mask[tuple(slice(0, keep[a]) if a in keep and mask.shape[a] != 1 else
+                              slice(None) for a in range(n))]
+        mask = mask.to(torch.float64) if mask.is_floating_point() else mask
+    options = {"attn_mask": mask, "is_causal": bool(bound.get("is_causal", False)),
+               "scale": bound.get("scale")}
     y = F.scaled_dot_product_attention(*plain, **options)
     y_mirrored = F.scaled_dot_product_attention(*mirrored, **options)
-    expected = out.apply(y.reshape(-1)).reshape(y.shape)
+    small = Action.from_axes(tuple(y.shape), {a: shrunk(r, a) for a, r in out_axes.items()})
+    expected = small.apply(y)
     error = float((y_mirrored - expected).abs().max()) if y.numel() else 0.0
     if error > 1e-9 * max(1.0, float(y.abs().max()) if y.numel() else 1.0):
         raise ctx.fail(node, f"attention is not equivariant with the Reps of q, k and v (error "

@@ -13,93 +13,31 @@ passes until the decisions settle.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
+import numpy as np
 import torch
 from torch import fx, nn
 
 from symmetrize.action import Action
-from symmetrize.movement_ops import move_back
 from symmetrize.rep import Rep
 from symmetrize.rules.hidden_policy import HiddenPolicy, choose
+from symmetrize.rules.records import (
+    ConversionError,
+    Decision,
+    Provenance,
+    SharedTensor,
+    Site,
+    Step,
+)
 from symmetrize.spec import Spec
 
-__all__ = ["ConversionError", "Context", "Decision", "SharedTensor", "Site", "Step"]
+__all__ = ["Context", "ConversionError", "Decision", "Provenance", "SharedTensor", "Site", "Step",
+           "any_ancestor"]
 
 #: ``rule(context, user node, constant node, wanted action, why)``
 ConstantRule = Callable[..., None]
-
-
-class ConversionError(ValueError):
-    """A model (or part of it) that cannot be converted as asked, with where and how to fix."""
-
-
-@dataclass
-class Decision:
-    """The Rep chosen for a channel-mixing module's output (LSTM/GRU: its hidden state).
-
-    ``constrained_by`` says what fixed it (a residual connection, the output Spec, an op that
-    forbids negated channels); ``sticky`` decisions survive a restart of the constraints;
-    ``reason`` is the report's explanation.
-    """
-
-    path: str
-    width: int
-    rep: Rep
-    constrained_by: str | None = None
-    auto: bool = False
-    sticky: bool = False
-    reason: str = ""
-
-
-@dataclass
-class Site:
-    """A module call in the graph: the Reps that reach and leave it, and how to replace it.
-
-    ``build(module, site) -> (new module, action)`` makes the chiral twin in the rewrite; ``None``
-    leaves the module as it is.
-    """
-
-    path: str
-    module: nn.Module
-    node: fx.Node
-    rep_in: Rep | None = None
-    rep_out: Rep | None = None
-    switch: bool = False
-    build: Callable[[nn.Module, Site], tuple[nn.Module, str]] | None = None
-    action: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class SharedTensor:
-    """A learned tensor (``path`` of an ``nn.Parameter``) that must equal its mirror image."""
-
-    path: str
-    action: Action
-    why: str
-
-
-@dataclass(frozen=True)
-class Step:
-    """One data-movement op between a decision and a value: enough to run it backwards."""
-
-    target: Any
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    in_shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Which decision a value carries, through which movement (``halve``: a bidirectional
-    RNN's output, whose channel Rep is the hidden Rep twice)."""
-
-    path: str
-    steps: tuple[Step, ...] = ()
-    halve: bool = False
 
 
 class Context:
@@ -108,7 +46,8 @@ class Context:
     def __init__(self, gm: fx.GraphModule, modules: dict[str, nn.Module], spec: Spec,
                  decisions: dict[str, Decision], hidden: HiddenPolicy, fraction: float,
                  activation: str, assumed: set[str], averaged: set[str],
-                 constant_rule: ConstantRule, memo: dict[Any, Any] | None = None) -> None:
+                 constant_rule: ConstantRule, memo: dict[Any, Any] | None = None,
+                 marks: dict[str, str] | None = None, explore: bool = False) -> None:
         self.gm, self.modules, self.spec = gm, modules, spec
         #: how a constant meets a required action (share a learned tensor, check a buffer)
         self.constant_rule = constant_rule
@@ -130,6 +69,12 @@ class Context:
         #: a decision changed for good (an automatic layout became regular): derived
         #: constraints are recomputed from scratch
         self.sticky = False
+        #: decision path -> why its channels must not flip sign (kept across passes)
+        self.marks = {} if marks is None else marks
+        #: exploring: every automatic layout is regular pairs, to find the marks in one go
+        self.explore = explore
+        #: decisions made regular during this pass, in order
+        self.flipped: list[str] = []
 
     # ----------------------------------------------------------------- reading nodes
     def action(self, node: Any) -> Any:
@@ -188,27 +133,64 @@ class Context:
                                        self.fraction, joints_elsewhere, self.warn)
             decision = self.decisions[path] = Decision(path, width, rep, auto=auto,
                                                        reason=reason)
+            if auto and (self.explore or path in self.marks):
+                decision.rep = Rep.regular(width)
+                decision.unsigned_only = decision.sticky = True
+                if path in self.marks:
+                    decision.constrained_by = decision.reason = self.marks[path]
         if rep_in.is_trivial and decision.constrained_by is None:
             return Rep.trivial(width)  # after the invariance layer: nothing left to mirror
         return decision.rep
 
-    def forbid_signs(self, node: Any, why: str) -> bool:
-        """``node`` carries negated channels into an op that cannot take them (LayerNorm,
-        softmax, GELU, ...). When they come from an automatic hidden layout, that layer
-        switches to regular pairs (no negated channel) and the pass restarts: returns True.
-        Otherwise returns False and the caller raises its error."""
+    def forbid_signs(self, node: Any, why: str,
+                     need: str = "needs channels that do not flip sign") -> bool:
+        """``node`` carries what an op cannot take: negated channels (LayerNorm, softmax, GELU,
+        ...) or mirror twins in an order it splits (a slice). When they come from an automatic
+        hidden layout, that layer switches to regular pairs (adjacent twins, no negated
+        channel) and the pass restarts: returns True. Otherwise returns False and the caller
+        raises its error."""
         prov = self.prov.get(node) if isinstance(node, fx.Node) else None
         if prov is None:
             return False
         decision = self.decisions[prov.path]
+        self.mark_unsigned(node, why, need)
+        if decision.auto and decision.unsigned_only and self.dirty:
+            return True  # already regular: the signs are stale, the pass runs again
         if not decision.auto or decision.constrained_by is not None:
             return False
         decision.rep = Rep.regular(decision.width)
-        decision.constrained_by = decision.reason = f"regular pairs: {why} needs channels " \
-                                                    "that do not flip sign"
-        decision.sticky = True
+        decision.constrained_by = decision.reason = f"regular pairs: {why} {need}"
+        decision.sticky = decision.unsigned_only = True
         self.sticky = self.dirty = True
+        self.flipped.append(prov.path)
         return True
+
+    def refreshed(self, node: fx.Node) -> Action | None:
+        """``node``'s action recomputed from its decision's current Rep (after a change in this
+        pass), through the movement since; ``None`` when it cannot be."""
+        prov = self.prov.get(node)
+        site = self.sites.get(prov.path) if prov is not None else None
+        if site is None or "shape" not in site.extra:
+            return None
+        decision = self.decisions[prov.path]
+        shape = site.extra["shape"]
+        axis = site.extra.get("axis", -1) % len(shape)
+        channel = decision.rep.repeat(2) if prov.halve else decision.rep
+        if channel.size != shape[axis]:
+            return None
+        action: Action | None = Action.from_axes(shape, {**site.extra.get("others", {}),
+                                                         axis: channel})
+        for step in prov.steps:
+            action = step.run(action) if action is not None else None
+        return action if action is not None and action.shape == self.shape(node) else None
+
+    def mark_unsigned(self, node: Any, why: str,
+                      need: str = "needs channels that do not flip sign") -> None:
+        """Record that the automatic layout behind ``node`` must have no negated channel (an op
+        that cannot take them reads it), whether or not it has some in this pass."""
+        prov = self.prov.get(node) if isinstance(node, fx.Node) else None
+        if prov is not None and self.decisions[prov.path].auto:
+            self.marks.setdefault(prov.path, f"regular pairs: {why} {need}")
 
     def require(self, node: Any, wanted: Action, why: str) -> None:
         """Make ``node``'s action equal ``wanted``: a constant must be symmetric under it (a
@@ -226,29 +208,32 @@ class Context:
         prov = self.prov.get(node)
         if prov is not None:
             decision = self.decisions[prov.path]
-            if decision.constrained_by is None:
-                rep = self.pull_back(node, prov, wanted)
-                if rep is not None and rep.size == decision.width:
-                    decision.rep = rep
-                    decision.constrained_by = why
-                    decision.reason = f"fixed by {why}"
-                    self.dirty = True
-                    self.env[node] = wanted
-                    return
-        raise self.fail(node, f"its mirror action {have!r} differs from the one required by "
-                              f"{why} ({wanted!r})",
+            rep = self.pull_back(node, prov, wanted)
+            if rep is not None and rep.size == decision.width and decision.accepts(rep):
+                decision.rep = rep
+                decision.constrained_by = why
+                decision.unsigned_only = False
+                decision.reason = f"fixed by {why}"
+                self.dirty = True
+                self.env[node] = wanted
+                return
+        raise self.fail(node, f"its mirror action {have} differs from the one required by "
+                              f"{why} ({wanted})",
                         "make both sides carry the same joints/coordinates layout, or choose "
                         "the hidden Rep of the layer that produces it with hidden={path: Rep}")
 
     def can_constrain(self, node: Any) -> bool:
         prov = self.prov.get(node) if isinstance(node, fx.Node) else None
-        return prov is not None and self.decisions[prov.path].constrained_by is None
+        if prov is None:
+            return False
+        decision = self.decisions[prov.path]
+        return decision.constrained_by is None or decision.unsigned_only
 
     def pull_back(self, node: fx.Node, prov: Provenance, wanted: Action) -> Rep | None:
         """The decision's channel Rep that would give ``node`` the action ``wanted``."""
         action: Action | None = wanted
         for step in reversed(prov.steps):
-            action = move_back(step.target, step.args, step.kwargs, step.in_shape, action)
+            action = step.run_back(action)
             if action is None:
                 return None
         site = self.sites.get(prov.path)
@@ -287,6 +272,23 @@ class Context:
         """``node`` is the output of decision ``path``."""
         self.prov[node] = Provenance(path, (), halve)
 
+    def channel_axes(self, node: fx.Node) -> list[int]:
+        """Axes of ``node`` that the channel axis of its decision's layer was moved into."""
+        prov = self.prov.get(node)
+        site = self.sites.get(prov.path) if prov is not None else None
+        if site is None or "shape" not in site.extra:
+            return []
+        shape = site.extra["shape"]
+        axis = site.extra.get("axis", -1) % len(shape)
+        width = shape[axis]
+        marker = Rep._trusted(np.arange(width), np.where(np.arange(width) == 0, -1, 1))
+        probe = Action.from_axes(shape, {axis: marker})
+        for step in prov.steps:
+            probe = step.run(probe)
+            if probe is None:
+                return []
+        return probe.acting_axes()
+
     def couple(self, nodes: list[Any], where: fx.Node) -> None:
         """Record that the decisions behind ``nodes`` meet at ``where`` (for the report)."""
         paths = [self.prov[n].path for n in nodes if isinstance(n, fx.Node) and n in self.prov]
@@ -316,8 +318,8 @@ class Context:
                                                            site.rep_out != rep_out):
             first = site.node
             raise self.fail(node, f"module '{path}' is called at two places with different "
-                                  f"mirror Reps: at {self.where(first)} with {site.rep_in!r} -> "
-                                  f"{site.rep_out!r}, here with {rep_in!r} -> {rep_out!r}",
+                                  f"mirror Reps: at {self.where(first)} with {site.rep_in} -> "
+                                  f"{site.rep_out}, here with {rep_in} -> {rep_out}",
                             "use separate module instances for inputs laid out differently "
                             "(a shared instance can only have one pair of Reps)")
         site.rep_in, site.rep_out, site.build = rep_in, rep_out, build

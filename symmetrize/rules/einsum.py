@@ -1,37 +1,34 @@
 """Rules for ``torch.einsum`` and matmul: graph convolutions over a skeleton adjacency,
 contractions of features with features (adaptive graphs, attention scores).
 
-Each subscript letter gets one Rep, read from the feature operands (the per-axis factors of
-their flat Reps). A letter that only a constant operand has (the ``w`` of ST-GCN's
-``'nkctv,kvw->nctw'``) is guessed: the Rep of a same-sized letter of that operand, else
-trivial; the guess is verified numerically on random features. Constant operands must equal
-their mirror image: a buffer (the adjacency) is checked, a learned tensor (edge importance)
-becomes mirror-shared. A letter summed against a constant must not flip sign; when it does
-because of the hidden layout, the decision of the layer producing the operand is constrained
-(the pass restarts).
+Each subscript letter gets one Rep, read from the feature operands' per-axis actions. A letter
+that only a constant operand has (the ``w`` of ST-GCN's ``'nkctv,kvw->nctw'``) is guessed: the
+Rep of a same-sized letter of that operand, else trivial; the guess is verified numerically on
+random features. Constant operands must equal their mirror image: a buffer (the adjacency) is
+checked, a learned tensor (edge importance) becomes mirror-shared. A letter summed against a
+constant must not flip sign; when it does because of the hidden layout, the decision of the
+layer producing the operand is constrained (the pass restarts).
 """
 
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import fx
 
-from symmetrize.flat_movement import factor_axes, flat_rep
-from symmetrize.passes.propagate import sign_layout
+from symmetrize.action import Action, periodic_block
 from symmetrize.rep import Rep
-from symmetrize.rules import register_function_rule
-from symmetrize.rules.arithmetic import require_constant
-
-if TYPE_CHECKING:
-    from symmetrize.passes.propagate import Propagation
+from symmetrize.rules.constants import require_constant
+from symmetrize.rules.context import Context
+from symmetrize.rules.hidden_policy import sign_layout
+from symmetrize.rules.registry import register_function_rule
 
 
 @register_function_rule(torch.einsum)
-def einsum(ctx: Propagation, node: fx.Node) -> Rep | None:
+def einsum(ctx: Context, node: fx.Node) -> Action | None:
     equation = node.args[0]
     operands = list(node.args[1:])
     if len(operands) == 1 and isinstance(operands[0], (tuple, list)):
@@ -40,7 +37,7 @@ def einsum(ctx: Propagation, node: fx.Node) -> Rep | None:
 
 
 @register_function_rule(torch.matmul, operator.matmul, "matmul", torch.bmm, torch.mm, "bmm", "mm")
-def matmul(ctx: Propagation, node: fx.Node) -> Rep | None:
+def matmul(ctx: Context, node: fx.Node) -> Action | None:
     """``a @ b`` as the einsum it is (batch axes equal, or one side a plain matrix)."""
     a, b = node.args[0], node.args[1]
     sa = tuple(ctx.value(a).shape) if isinstance(a, fx.Node) else ()
@@ -56,23 +53,20 @@ def matmul(ctx: Propagation, node: fx.Node) -> Rep | None:
     return contraction(ctx, node, f"{left},{right}->{batch}ij", [a, b])
 
 
-def contraction(ctx: Propagation, node: fx.Node, equation: Any,
-                operands: list[Any]) -> Rep | None:
+def contraction(ctx: Context, node: fx.Node, equation: Any, operands: list[Any]) -> Action | None:
     """The rule shared by einsum and matmul."""
     if not isinstance(equation, str) or "->" not in equation or "..." in equation:
         raise ctx.fail(node, f"einsum {equation!r}: only explicit equations ('ab,bc->ac') "
                              "without '...' have a rule", "write the output subscripts out")
     inputs, output = equation.replace(" ", "").split("->")
     subscripts = inputs.split(",")
-    features = [i for i, op in enumerate(operands) if ctx.rep(op) is not None]
+    features = [i for i, op in enumerate(operands) if isinstance(ctx.action(op), Action)]
     if not features:
         return None
     letters: dict[str, Rep] = {}
-    sign = np.ones(1, dtype=np.int64)  # global sign of the product
     for i in features:
         op = operands[i]
-        shape = tuple(op.meta["example_value"].shape)
-        found = factor_axes(shape, ctx.rep(op), list(range(len(shape))))
+        found = ctx.action(op).axes(sign_on=0)
         if found is None:
             raise ctx.fail(node, f"einsum operand {i} ({op.name}) has a mirror action that does "
                                  "not act axis by axis", "lay joints and coordinates on axes")
@@ -85,51 +79,47 @@ def contraction(ctx: Propagation, node: fx.Node, equation: Any,
                 raise ctx.fail(node, f"einsum letter '{letter}' is permuted differently by the "
                                      "mirror in two operands", "contract matching layouts")
             else:
-                letters[letter] = Rep(rep.perm, known.sign * rep.sign)
-    try:
-        _fix_contracted_signs(ctx, node, operands, subscripts, output, features, letters)
-    except _Resolved:
+                letters[letter] = Rep._trusted(rep.perm, known.sign * rep.sign)
+    if _fix_contracted_signs(ctx, node, operands, subscripts, output, features, letters):
         return contraction(ctx, node, equation, operands)
     constants = [i for i in range(len(operands)) if i not in features]
     for i in constants:
-        for letter, size in zip(subscripts[i], operands[i].meta["example_value"].shape):
+        for letter, size in zip(subscripts[i], ctx.shape(operands[i])):
             if letter not in letters:
-                letters[letter] = _guess(letters, subscripts[i], operands[i], int(size))
+                letters[letter] = _guess(letters, subscripts[i], int(size))
     for i in constants:  # constants carry permutations, never signs
-        shape = tuple(operands[i].meta["example_value"].shape)
-        rep = flat_rep(shape, {a: letters[c].unsigned() for a, c in enumerate(subscripts[i])})
-        require_constant(ctx, node, operands[i], rep, shape, f"the einsum in {ctx.where(node)}")
-    out_shape = tuple(node.meta["example_value"].shape)
-    summed = [c for c in set("".join(subscripts)) - set(output) if letters[c].n_negated]
-    for c in summed:  # a summed letter's sign is a constant +-1 (checked above); move it out
-        sign = sign * int(letters[c].sign[0])
-    out_axes = {a: letters[c] for a, c in enumerate(output)}
-    if sign[0] < 0 and output:
-        out_axes[0] = Rep(out_axes[0].perm, -out_axes[0].sign)
-    out = flat_rep(out_shape, out_axes)
-    ctx.remember(node, [ctx.rep(operands[i]) for i in features],
-                 lambda: _verify(ctx, node, equation, operands, features, out))
+        shape = ctx.shape(operands[i])
+        wanted = Action.from_axes(shape, {a: letters[c].unsigned()
+                                          for a, c in enumerate(subscripts[i])})
+        require_constant(ctx, node, operands[i], wanted, f"the einsum in {ctx.where(node)}")
+    sign = 1
+    for c in set("".join(subscripts)) - set(output):
+        signs = set(letters[c].sign.tolist())
+        if signs == {-1}:
+            sign = -sign  # a summed letter with one sign throughout: it factors out
+    out = Action.from_axes(ctx.shape(node), {a: letters[c] for a, c in enumerate(output)}, sign)
+    ctx.remember(("einsum", node), [ctx.action(operands[i]) for i in features],
+                 lambda: _verify(ctx, node, equation, operands, subscripts, features, letters,
+                                 sign))
     return out
 
 
-def _fix_contracted_signs(ctx: Propagation, node: fx.Node, operands: list[Any],
-                          subscripts: list[str], output: str, features: list[int],
-                          letters: dict[str, Rep]) -> None:
+def _fix_contracted_signs(ctx: Context, node: fx.Node, operands: list[Any], subscripts: list[str],
+                          output: str, features: list[int], letters: dict[str, Rep]) -> bool:
     """A letter summed against a constant must carry one sign throughout; else constrain the
-    decision behind the feature so that letter is unsigned."""
+    decision behind the feature so that letter is unsigned. Returns whether it did."""
     constant_letters = {c for i, s in enumerate(subscripts) if i not in features for c in s}
     bad = [c for c, rep in letters.items() if c not in output and c in constant_letters
            and len(set(rep.sign.tolist())) > 1]
     if not bad:
-        return
+        return False
     fixed = False
     for i in features:
         op = operands[i]
         if not any(c in subscripts[i] for c in bad):
             continue
-        shape = tuple(op.meta["example_value"].shape)
-        wanted = _unsigned_along(ctx, op, shape, [subscripts[i].index(c) for c in bad
-                                                  if c in subscripts[i]])
+        wanted = _unsigned_along(ctx, op, [subscripts[i].index(c) for c in bad
+                                           if c in subscripts[i]])
         if wanted is not None and ctx.can_constrain(op):
             ctx.require(op, wanted, f"the einsum in {ctx.where(node)}")
             fixed = True
@@ -138,54 +128,32 @@ def _fix_contracted_signs(ctx: Propagation, node: fx.Node, operands: list[Any],
                              "on some entries only",
                        "give the layer producing this operand a hidden Rep whose signs do not "
                        "depend on those axes (hidden={path: Rep})")
-    raise _Resolved
+    return True
 
 
-class _Resolved(Exception):
-    """The operands' Reps were constrained: read the letters again."""
-
-
-def _unsigned_along(ctx: Propagation, op: fx.Node, shape: tuple[int, ...],
-                    axes: list[int]) -> Rep | None:
-    """``op``'s Rep with the signs made independent of ``axes``: the hidden policy's fraction
-    of negated entries moved to the remaining axes the producing layer's channels became."""
+def _unsigned_along(ctx: Context, op: fx.Node, axes: list[int]) -> Action | None:
+    """``op``'s action with the signs made independent of ``axes``: the hidden policy's
+    fraction of negated entries moved to the remaining axis the producing layer's channels
+    became."""
     prov = ctx.prov.get(op)
-    if prov is None:
+    found = ctx.action(op).axes()
+    if prov is None or found is None:
         return None
-    path, chain, _ = prov
-    found = factor_axes(shape, ctx.rep(op), list(range(len(shape))))
-    channel_axes = _channel_axes(ctx, op, chain, path, shape)
-    keep = [a for a in channel_axes if a not in axes]
-    if found is None or not keep:
+    keep = [a for a in ctx.channel_axes(op) if a not in axes]
+    if not keep:
         return None
     target = keep[-1]
-    size = shape[target]
-    axes_reps = {a: r.unsigned() for a, r in found.items()}
-    axes_reps[target] = Rep(found[target].perm, sign_layout(size, ctx.fraction_for(path)).sign)
-    return flat_rep(shape, axes_reps)
+    size = ctx.shape(op)[target]
+    fraction = ctx.fraction
+    hidden = ctx.hidden
+    if isinstance(hidden, dict) and isinstance(hidden.get(prov.path), (int, float)):
+        fraction = float(hidden[prov.path])
+    reps = {a: r.unsigned() for a, r in found.items()}
+    reps[target] = Rep(found[target].perm, sign_layout(size, fraction).sign)
+    return Action.from_axes(ctx.shape(op), reps)
 
 
-def _channel_axes(ctx: Propagation, op: fx.Node, chain: list[fx.Node], path: str,
-                  shape: tuple[int, ...]) -> list[int]:
-    """Axes of ``op`` that the producing layer's channel axis was reshaped into."""
-    site = ctx.sites.get(path)
-    origin = chain[0].args[0] if chain else op
-    origin_shape = tuple(origin.meta["example_value"].shape)
-    axis = (site.extra.get("axis", -1) if site else -1) % len(origin_shape)
-    index = torch.arange(origin_shape[axis], dtype=torch.float64).reshape(
-        [-1 if a == axis else 1 for a in range(len(origin_shape))]).expand(origin_shape)
-    for step in chain:
-        args = ctx.value(tuple(step.args[1:]))
-        kwargs = ctx.value(dict(step.kwargs))
-        index = (getattr(index, step.target)(*args, **kwargs) if isinstance(step.target, str)
-                 else step.target(index, *args, **kwargs))
-    if tuple(index.shape) != shape:
-        return []
-    return [a for a in range(len(shape)) if shape[a] > 1 and
-            bool((index.diff(dim=a) != 0).any())]
-
-
-def _guess(letters: dict[str, Rep], subscript: str, operand: fx.Node, size: int) -> Rep:
+def _guess(letters: dict[str, Rep], subscript: str, size: int) -> Rep:
     for letter in subscript:
         rep = letters.get(letter)
         if rep is not None and rep.size == size and rep.n_pairs:
@@ -193,22 +161,47 @@ def _guess(letters: dict[str, Rep], subscript: str, operand: fx.Node, size: int)
     return Rep.trivial(size)
 
 
-def _verify(ctx: Propagation, node: fx.Node, equation: str, operands: list[Any],
-            features: list[int], out: Rep) -> None:
-    """``einsum(T x, c) == T_out einsum(x, c)`` on the example features, in float64."""
+def _verify(ctx: Context, node: fx.Node, equation: str, operands: list[Any],
+            subscripts: list[str], features: list[int], letters: dict[str, Rep],
+            sign: int) -> None:
+    """``einsum(T x, c) == T_out einsum(x, c)`` on random features, in float64. A letter the
+    output keeps and no constant has (batch, time, joints folded into the batch) is cut to one
+    period of its Reps: the mirror treats its blocks alike and apart."""
+    constant_letters = {c for i, s in enumerate(subscripts) if i not in features for c in s}
+    out_letters = equation.split("->")[1]
+    own = {i: ctx.action(operands[i]).axes(sign_on=0) for i in features}
+    period: dict[str, int] = {}
+    for c in letters:
+        if c in out_letters and c not in constant_letters:
+            blocks = [periodic_block(own[i][a]).size for i in features
+                      for a, d in enumerate(subscripts[i]) if d == c]
+            blocks.append(periodic_block(letters[c]).size)
+            size = max(blocks)
+            if all(size % b == 0 for b in blocks) and size < letters[c].size:
+                period[c] = size
+
+    def shrunk(rep: Rep, letter: str) -> Rep:
+        size = period.get(letter)
+        return rep if size is None else Rep._trusted(rep.perm[:size], rep.sign[:size])
+
+    generator = torch.Generator().manual_seed(0)
     plain, mirrored = [], []
-    for i, op in enumerate(operands):
-        value = op.meta["example_value"] if isinstance(op, fx.Node) else op
+    for i, (op, sub) in enumerate(zip(operands, subscripts)):
         if i in features:
-            x = value.detach().to(torch.float64)
+            reps = {a: shrunk(own[i][a], c) for a, c in enumerate(sub)}
+            x = torch.randn([reps[a].size for a in range(len(sub))], generator=generator,
+                            dtype=torch.float64)
             plain.append(x)
-            mirrored.append(ctx.rep(op).apply(x.reshape(-1)).reshape(x.shape))
+            mirrored.append(Action.from_axes(tuple(x.shape), reps).apply(x))
         else:
-            plain.append(value.detach().to(torch.float64))
-            mirrored.append(plain[-1])
+            value = op.meta["example_value"].detach().to(torch.float64).cpu()
+            plain.append(value)
+            mirrored.append(value)
     y = torch.einsum(equation, *plain)
     y_mirrored = torch.einsum(equation, *mirrored)
-    expected = out.apply(y.reshape(-1)).reshape(y.shape)
+    small = Action.from_axes(tuple(y.shape), {a: shrunk(letters[c], c)
+                                              for a, c in enumerate(out_letters)}, sign)
+    expected = small.apply(y)
     error = float((y_mirrored - expected).abs().max()) if y.numel() else 0.0
     if error > 1e-9 * max(1.0, float(y.abs().max()) if y.numel() else 1.0):
         raise ctx.fail(node, f"einsum {equation!r} is not equivariant with the Reps read off its "

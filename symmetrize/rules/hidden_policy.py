@@ -69,15 +69,18 @@ def choose(hidden: HiddenPolicy, path: str, width: int, skeleton: Skeleton, frac
     elif isinstance(choice, str) and choice in ("skeleton", "auto") or is_fraction(choice):
         share = float(choice) if is_fraction(choice) else fraction
         rep = skeleton_layout(path, width, skeleton, share, joints_elsewhere, warn)
-        reason = ("skeleton layout" + (" (auto: nothing downstream forbids negated channels)"
-                                       if auto else ""))
+        if not joints_elsewhere and width < len(skeleton):
+            reason = f"regular pairs (width {width} < {len(skeleton)} joints)"
+        else:
+            reason = ("skeleton layout" + (" (auto: nothing downstream forbids negated channels)"
+                                           if auto else ""))
     elif callable(choice):
         rep, reason = choice(path, width), "given (callable)"
     else:
         raise ValueError(f"hidden policy for '{path}' must be 'auto', 'skeleton', 'regular', a "
                          f"fraction, a Rep or a callable, got {choice!r}")
     if not isinstance(rep, Rep) or rep.size != width:
-        raise ValueError(f"hidden policy for '{path}' gave {rep!r}, not a Rep of size {width}")
+        raise ValueError(f"hidden policy for '{path}' gave {rep}, not a Rep of size {width}")
     return rep, auto, reason
 
 

@@ -8,10 +8,11 @@ passes those through, a convolution only if its kernel never slides across them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import fx, nn
 
+from symmetrize.action import Action
 from symmetrize.nn import (
     ChiralBatchNorm1d,
     ChiralBatchNorm2d,
@@ -24,19 +25,20 @@ from symmetrize.nn import (
     ChiralLSTMCell,
 )
 from symmetrize.nn.shared import ChiralModule
-from symmetrize.flat_movement import flat_rep
-from symmetrize.passes.propagate import Site, _moves
 from symmetrize.rep import Rep
-from symmetrize.rules import register_module_rule
-
-if TYPE_CHECKING:
-    from symmetrize.passes.propagate import Propagation
+from symmetrize.rules.context import Context, Site
+from symmetrize.rules.registry import register_module_rule
 
 _TWINS: dict[type, Any] = {nn.Linear: ChiralLinear, nn.Conv1d: ChiralConv1d,
                            nn.Conv2d: ChiralConv2d, nn.BatchNorm1d: ChiralBatchNorm1d,
                            nn.BatchNorm2d: ChiralBatchNorm2d, nn.LSTM: ChiralLSTM,
                            nn.GRU: ChiralGRU, nn.LSTMCell: ChiralLSTMCell,
                            nn.GRUCell: ChiralGRUCell}
+
+
+def _moves(factors: dict[int, Rep]) -> bool:
+    """Whether any of these axis Reps moves elements (a non-identity permutation)."""
+    return any(r.n_pairs for r in factors.values())
 
 
 def _twin(module: nn.Module) -> Any:
@@ -54,12 +56,12 @@ def _build_norm(module: nn.Module, site: Site) -> tuple[nn.Module, str]:
 
 
 @register_module_rule(ChiralModule)
-def already_chiral(ctx: Propagation, node: fx.Node, module: nn.Module, path: str) -> Any:
+def already_chiral(ctx: Context, node: fx.Node, module: nn.Module, path: str) -> Any:
     raise ctx.fail(node, f"module '{path}' is already chiral", "convert a plain model")
 
 
 @register_module_rule(nn.Linear, nn.Conv1d, nn.Conv2d)
-def channel_mixing(ctx: Propagation, node: fx.Node, module: nn.Module, path: str) -> Rep:
+def channel_mixing(ctx: Context, node: fx.Node, module: nn.Module, path: str) -> Rep:
     """Linear mixes the last axis, Conv1d/Conv2d axis 1; other axes pass through."""
     x = node.args[0]
     shape = tuple(x.meta["example_value"].shape)
@@ -70,7 +72,7 @@ def channel_mixing(ctx: Propagation, node: fx.Node, module: nn.Module, path: str
     if is_conv and module.groups != 1:
         raise ctx.fail(node, f"grouped convolution '{path}' (groups={module.groups}) has no rule",
                        f"use groups=1, or average=['{path}']")
-    factors = ctx.factors(node, x, axis, f"'{path}'")
+    factors = ctx.axes(node, x, axis, f"'{path}'")
     rep_in = factors[axis]
     others = {a: r for a, r in factors.items() if a != axis and not r.is_trivial}
     if is_conv:
@@ -94,35 +96,38 @@ def channel_mixing(ctx: Propagation, node: fx.Node, module: nn.Module, path: str
     width = module.out_channels if is_conv else module.out_features
     rep_out = ctx.decide(path, width, rep_in,
                          joints_elsewhere=_moves(others) and not rep_in.n_pairs)
-    ctx.record(node, module, path, rep_in, rep_out, build=_build_mixing, axis=axis)
-    ctx.prov[node] = (path, [], False)
-    return flat_rep(node.meta["example_value"].shape, {**others, axis: rep_out})
+    shape = ctx.shape(node)
+    ctx.record(node, module, path, rep_in, rep_out, build=_build_mixing, axis=axis,
+               others=others, shape=shape)
+    ctx.origin(node, path)
+    return Action.from_axes(shape, {**others, axis: rep_out})
 
 
 @register_module_rule(nn.BatchNorm1d, nn.BatchNorm2d)
-def batch_norm(ctx: Propagation, node: fx.Node, module: nn.Module, path: str) -> Rep:
+def batch_norm(ctx: Context, node: fx.Node, module: nn.Module, path: str) -> Rep:
     """Statistics per channel over every other axis: those may be permuted, never signed."""
     x = node.args[0]
-    factors = ctx.factors(node, x, 1, f"'{path}'")
+    factors = ctx.axes(node, x, 1, f"'{path}'")
     if any(r.n_negated for a, r in factors.items() if a != 1):
         raise ctx.fail(node, f"'{path}' normalises over an axis on which the mirror flips signs",
                        "put the sign-flipping coordinates on the channel axis")
     ctx.record(node, module, path, factors[1], factors[1], build=_build_norm, axis=1)
     ctx.inherit(node, x)
-    return ctx.rep(x)
+    return ctx.action(x)
 
 
 @register_module_rule(nn.LSTM, nn.GRU)
-def recurrent(ctx: Propagation, node: fx.Node, module: nn.RNNBase, path: str) -> Any:
+def recurrent(ctx: Context, node: fx.Node, module: nn.RNNBase, path: str) -> Any:
     """Input features on the last axis; the hidden Rep is the decision; states carry it."""
     if module.proj_size:
         raise ctx.fail(node, f"'{path}' uses proj_size", "use proj_size=0")
-    rep_in = ctx.channel_rep(node, node.args[0], -1, f"'{path}'")
+    rep_in = ctx.channel(node, node.args[0], -1, f"'{path}'")
     rep_hidden = ctx.decide(path, module.hidden_size, rep_in)
-    ctx.record(node, module, path, rep_in, rep_hidden, build=_build_mixing, axis=-1)
     out, states = node.meta["example_value"]
+    ctx.record(node, module, path, rep_in, rep_hidden, build=_build_mixing, axis=-1,
+               others={}, shape=tuple(out.shape))
     directions = 2 if module.bidirectional else 1
-    state_flat = [flat_rep(s.shape, {-1: rep_hidden}) for s in
+    state_flat = [Action.from_axes(tuple(s.shape), {-1: rep_hidden}) for s in
                   (states if isinstance(states, tuple) else (states,))]
     hx = node.args[1] if len(node.args) > 1 else node.kwargs.get("hx")
     if hx is not None:
@@ -130,38 +135,39 @@ def recurrent(ctx: Propagation, node: fx.Node, module: nn.RNNBase, path: str) ->
         parts = hx if isinstance(hx, (tuple, list)) else [hx]
         have: list[Any] = []
         for part in parts:
-            rep = ctx.rep(part)
-            have.extend(rep if isinstance(rep, tuple) else [rep])
+            found = ctx.action(part)
+            have.extend(found if isinstance(found, tuple) else [found])
         if have != state_flat:
             if len(parts) != len(state_flat) or not all(isinstance(p, fx.Node) for p in parts):
                 raise ctx.fail(node, f"the initial state of '{path}' carries mirror Reps that "
-                                     f"differ from its hidden Rep {rep_hidden!r}",
+                                     f"differ from its hidden Rep {rep_hidden}",
                                f"give '{path}' and the module producing its state the same "
                                "hidden Rep (hidden={...})")
             for part, wanted in zip(parts, state_flat, strict=True):
                 ctx.require(part, wanted, f"the initial state of '{path}'")
-    out_flat = flat_rep(out.shape, {-1: rep_hidden.repeat(directions)})
+    out_flat = Action.from_axes(tuple(out.shape), {-1: rep_hidden.repeat(directions)})
     # a getitem on this tuple output takes this provenance (rules.movement)
-    ctx.prov[node] = (path, [], directions == 2)
+    ctx.origin(node, path, halve=directions == 2)
     return (out_flat, tuple(state_flat) if isinstance(states, tuple) else state_flat[0])
 
 
 @register_module_rule(nn.LSTMCell, nn.GRUCell)
-def recurrent_cell(ctx: Propagation, node: fx.Node, module: nn.RNNCellBase, path: str) -> Any:
+def recurrent_cell(ctx: Context, node: fx.Node, module: nn.RNNCellBase, path: str) -> Any:
     """One step: features on the last axis, the state (h, or (h, c)) carries the hidden Rep."""
-    rep_in = ctx.channel_rep(node, node.args[0], -1, f"'{path}'")
+    rep_in = ctx.channel(node, node.args[0], -1, f"'{path}'")
     rep_hidden = ctx.decide(path, module.hidden_size, rep_in)
-    ctx.record(node, module, path, rep_in, rep_hidden, build=_build_mixing, axis=-1)
     out = node.meta["example_value"]
     outs = out if isinstance(out, tuple) else (out,)
-    state_flat = [flat_rep(o.shape, {-1: rep_hidden}) for o in outs]
+    ctx.record(node, module, path, rep_in, rep_hidden, build=_build_mixing, axis=-1,
+               others={}, shape=tuple(outs[0].shape))
+    state_flat = [Action.from_axes(tuple(o.shape), {-1: rep_hidden}) for o in outs]
     hx = node.args[1] if len(node.args) > 1 else node.kwargs.get("hx")
     if hx is not None:
         parts = list(hx) if isinstance(hx, (tuple, list)) else [hx]
-        if isinstance(ctx.rep(hx), tuple):  # (h, c) as one tuple-valued node
-            if ctx.rep(hx) != tuple(state_flat):
+        if isinstance(ctx.action(hx), tuple):  # (h, c) as one tuple-valued node
+            if ctx.action(hx) != tuple(state_flat):
                 raise ctx.fail(node, f"the state passed to '{path}' carries mirror Reps that "
-                                     f"differ from its hidden Rep {rep_hidden!r}",
+                                     f"differ from its hidden Rep {rep_hidden}",
                                f"give '{path}' and the module producing its state the same "
                                "hidden Rep (hidden={...})")
         else:
@@ -169,5 +175,5 @@ def recurrent_cell(ctx: Propagation, node: fx.Node, module: nn.RNNCellBase, path
                 if not isinstance(part, fx.Node):
                     continue
                 ctx.require(part, wanted, f"the state of '{path}'")
-    ctx.prov[node] = (path, [], False)
+    ctx.origin(node, path)
     return tuple(state_flat) if isinstance(out, tuple) else state_flat[0]

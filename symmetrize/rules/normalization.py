@@ -12,26 +12,24 @@ mirror-shared.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from symmetrize.flat_movement import factor_axes
-from symmetrize.rep import Rep
-from symmetrize.rules import register_function_rule, register_module_rule
-from symmetrize.rules.arithmetic import require_constant
-
-if TYPE_CHECKING:
-    from symmetrize.passes.propagate import Propagation
+from symmetrize import action_movement as mv
+from symmetrize.action import Action
+from symmetrize.rules.constants import require_constant, share_parameter
+from symmetrize.rules.context import Context
+from symmetrize.rules.registry import register_function_rule, register_module_rule
 
 _RMS_MODULES = (nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()
 _RMS_FUNCTIONS = (F.rms_norm,) if hasattr(F, "rms_norm") else ()
 
 
 @register_module_rule(nn.LayerNorm, *_RMS_MODULES)
-def norm_module(ctx: Propagation, node: fx.Node, module: nn.Module, path: str) -> Any:
+def norm_module(ctx: Context, node: fx.Node, module: nn.Module, path: str) -> Any:
     rms = isinstance(module, _RMS_MODULES)
     params = {name: f"{path}.{name}" for name in ("weight", "bias")
               if getattr(module, name, None) is not None}
@@ -40,7 +38,7 @@ def norm_module(ctx: Propagation, node: fx.Node, module: nn.Module, path: str) -
 
 
 @register_function_rule(F.layer_norm, torch.layer_norm, *_RMS_FUNCTIONS)
-def norm_function(ctx: Propagation, node: fx.Node) -> Any:
+def norm_function(ctx: Context, node: fx.Node) -> Any:
     rms = node.target in _RMS_FUNCTIONS
     names = ("input", "normalized_shape", "weight") + (() if rms else ("bias",))
     bound = dict(zip(names, node.args))
@@ -52,47 +50,51 @@ def norm_function(ctx: Propagation, node: fx.Node) -> Any:
                       "rms_norm" if rms else "layer_norm")
 
 
-def _normalise(ctx: Propagation, node: fx.Node, x: fx.Node, normalized: tuple[int, ...],
+def _normalise(ctx: Context, node: fx.Node, x: fx.Node, normalized: tuple[int, ...],
                params: dict[str, Any], rms: bool, what: str) -> Any:
-    flat = ctx.rep(x)
-    if flat is None:
+    action = ctx.action(x)
+    if action is None:
         return None
-    shape = tuple(x.meta["example_value"].shape)
+    shape = ctx.shape(x)
     k = len(normalized)
     outer, block = shape[: len(shape) - k], math.prod(normalized)
-    # the flat Rep is row-major, so it is also the Rep of the (outer..., block) view
-    grouped = (*outer, block)
-    factors = factor_axes(grouped, flat, list(range(len(grouped))))
+    grouped = mv.reshape(action, (*outer, block))
+    factors = grouped.axes(sign_on=len(outer))
     if factors is None:
         raise ctx.fail(node, f"{what}: the mirror moves entries between the normalised axes "
                              f"{normalized} and the other axes of {shape}",
                        "normalise over the channel axis of tokens whose joints are a separate "
                        "axis (or all of them)")
-    rep = factors[len(grouped) - 1]
+    rep = factors[len(outer)]
+    if not rms:
+        ctx.mark_unsigned(x, f"{what}, which subtracts a mean,")
     if rep.n_negated and not rms:
+        if ctx.forbid_signs(x, f"{what}, which subtracts a mean,"):
+            ctx.inherit(node, x)
+            return action.unsigned()
         raise ctx.fail(node, f"{what} subtracts the mean over channels that flip sign under "
-                             f"the mirror ({rep!r}), which is not mirror-symmetric",
-                       "convert with hidden='regular' (mirror twins swap, no sign flips), or "
-                       "give the layers feeding it an unsigned hidden Rep (hidden={path: "
-                       "Rep.regular(width)}), or use RMSNorm, which needs no unsigned Rep")
-    signed_outside = any(r.n_negated for r in list(factors.values())[:-1])
+                             f"the mirror ({rep}), which is not mirror-symmetric",
+                       "convert with hidden='regular' or 'auto' (mirror twins swap, no sign "
+                       "flips), or give the layers feeding it an unsigned hidden Rep "
+                       "(hidden={path: Rep.regular(width)}), or use RMSNorm, which needs no "
+                       "unsigned Rep")
+    signed_outside = any(r.n_negated for a, r in factors.items() if a != len(outer))
     if signed_outside and "bias" in params:
         raise ctx.fail(node, f"{what} adds a bias to features that flip sign along an axis it "
                              "does not normalise", "use bias=False there")
     for name, param in params.items():
         rep_param = rep if name == "bias" else rep.unsigned()
-        _share(ctx, node, param, rep_param, f"{what} ({name})")
+        _share(ctx, node, param, Action.from_flat(normalized, rep_param), f"{what} ({name})")
     ctx.inherit(node, x)
-    return flat
+    return action
 
 
-def _share(ctx: Propagation, node: fx.Node, param: Any, rep: Rep, why: str) -> None:
+def _share(ctx: Context, node: fx.Node, param: Any, action: Action, why: str) -> None:
     """Mirror-share a LayerNorm weight or bias: a ``get_attr`` node, or a module path."""
-    if rep.is_trivial:
+    if action.is_trivial:
         return
     if isinstance(param, fx.Node):
-        value = param.meta.get("example_value")
-        if isinstance(value, torch.Tensor):
-            require_constant(ctx, node, param, rep, tuple(value.shape), why)
+        if isinstance(param.meta.get("example_value"), torch.Tensor):
+            require_constant(ctx, node, param, action, why)
         return
-    ctx.share_parameter(node, param, rep, why)
+    share_parameter(ctx, node, param, action, why)

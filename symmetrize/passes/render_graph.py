@@ -1,25 +1,11 @@
-"""Renderers for a :class:`~symmetrize.passes.report.ConversionReport`: a plain-text table
-(``print(report)``), Markdown, a stable JSON schema, a ``networkx`` graph, Graphviz DOT text and
-a picture drawn with matplotlib (SVG, PNG, PDF).
-
-The JSON schema (``report_dict``), version :data:`~symmetrize.passes.report.SCHEMA_VERSION`::
-
-    {"schema": "symmetrize.report", "version": 1, "model": str, "spec": dict | str | null,
-     "options": dict, "inputs": [dict], "totals": dict, "rows": [row dict], "notes": [str],
-     "warnings": [str]}
-
-Every value is plain JSON: ``nan``/``inf`` become ``null``, a :class:`~symmetrize.Rep` becomes
-``{"perm": [...], "sign": [...]}``, anything else that JSON cannot hold becomes its ``repr``.
-"""
+"""A :class:`~symmetrize.passes.report.ConversionReport` as a graph: a ``networkx`` graph,
+Graphviz DOT text, and a picture drawn with matplotlib (SVG, PNG, PDF)."""
 
 from __future__ import annotations
 
 import itertools
-import json
-import math
-import numbers
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,18 +13,15 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from symmetrize.atomic import write_atomic
-from symmetrize.passes.report import SCHEMA_VERSION, ConversionReport, ReportRow
-from symmetrize.rep import Rep
+from symmetrize.passes.render_text import action_text, clip, op_type
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["ACTION_COLORS", "SCHEMA_NAME", "GraphLayout", "draw_graph", "graph_layout",
-           "jsonable", "report_dict", "report_dot", "report_graph", "report_json",
-           "report_markdown", "report_text", "write_graph"]
+    from symmetrize.passes.report import ConversionReport, ReportRow
 
-#: the ``schema`` field of :func:`report_dict`
-SCHEMA_NAME = "symmetrize.report"
+__all__ = ["ACTION_COLORS", "GraphLayout", "draw_graph", "graph_layout", "report_dot",
+           "report_graph", "write_graph"]
 
 #: fill colour per action (names valid in both Graphviz and matplotlib); ``""`` = propagated
 ACTION_COLORS: dict[str, str] = {
@@ -53,191 +36,9 @@ ACTION_COLORS: dict[str, str] = {
 }
 _UNKNOWN_COLOR = "mistyrose"
 
-_HEADERS = ("node", "op/type", "module", "source", "input Rep", "output Rep", "action/detail",
-            "params before->after", "proj. error")
-#: widest a text-table cell may be (longer values end in an ellipsis)
-_TEXT_CAPS = (28, 18, 28, 24, 30, 30, 40, 22, 11)
-_RIGHT_ALIGNED = {7, 8}
-_ELLIPSIS = "\u2026"
-
 _DRAW_SUFFIXES = (".svg", ".png", ".pdf")
 _SUFFIXES = (".dot", *_DRAW_SUFFIXES)
 _INSTALL_HINT = 'drawing the graph needs matplotlib: pip install "symmetrize[graph]"'
-
-
-# ----------------------------------------------------------------------------------------- cells
-def op_type(row: ReportRow) -> str:
-    """The op/type column: the module type, function name, ``.method``, ``input``, ``output``
-    or ``attr``."""
-    if row.op == "call_method":
-        return f".{row.target}"
-    if row.op in ("call_module", "call_function"):
-        return str(row.target)
-    return {"placeholder": "input", "output": "output", "get_attr": "attr"}.get(row.op, row.op)
-
-
-def short_source(source: str | None) -> str:
-    """``/long/path/model.py:42`` -> ``model.py:42`` (``""`` when unknown)."""
-    if not source:
-        return ""
-    return source.replace("\\", "/").rsplit("/", 1)[-1]
-
-
-def action_text(row: ReportRow) -> str:
-    """The action and its detail in one cell, without repeating the action word."""
-    if not row.detail:
-        return row.action
-    if not row.action or row.detail.startswith(row.action):
-        return row.detail
-    return f"{row.action}: {row.detail}"
-
-
-def _params_text(row: ReportRow) -> str:
-    if row.params_before is None and row.params_after is None:
-        return ""
-
-    def count(n: int | None) -> str:
-        return "?" if n is None else str(n)
-
-    return f"{count(row.params_before)} -> {count(row.params_after)}"
-
-
-def _error_text(value: float | None) -> str:
-    if value is None:
-        return ""
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.3f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.1e}"
-
-
-def _cells(row: ReportRow) -> tuple[str, ...]:
-    return (row.name, op_type(row), row.module, short_source(row.source), row.rep_in,
-            row.rep_out, action_text(row), _params_text(row), _error_text(row.projection_error))
-
-
-def _clip(text: str, width: int) -> str:
-    """``text`` on one line, at most ``width`` characters (an ellipsis marks the cut)."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[:width - 1] + _ELLIPSIS
-
-
-def _equivariance_text(error: float) -> str:
-    return "not measured" if error is None or math.isnan(error) else f"{error:.2e}"
-
-
-def _totals_lines(report: ConversionReport) -> list[str]:
-    totals = report.totals()
-    return [(f"parameters: {totals['parameters_before']} -> {totals['parameters_after']} "
-             f"(ratio {totals['parameter_ratio']:.3f})"),
-            f"replaced modules: {totals['replaced_modules']}",
-            f"switched activations: {totals['switched_activations']}",
-            f"shared tensors: {totals['shared_tensors']}",
-            f"equivariance error (float64): {_equivariance_text(totals['equivariance_error'])}"]
-
-
-# ------------------------------------------------------------------------------------ plain text
-def report_text(report: ConversionReport) -> str:
-    """An aligned plain-text table (one line per row), then totals, warnings and notes."""
-    lines = [f"symmetrize report: {report.model or '(model)'}, {len(report.rows)} nodes"]
-    if report.spec is not None:
-        lines.append(f"spec: {report.spec!r}")
-    lines.append("")
-    lines += _text_table([_cells(row) for row in report.rows]) if report.rows else ["(no rows)"]
-    lines.append("")
-    lines += _totals_lines(report)
-    lines += [f"warning: {w}" for w in report.warnings]
-    lines += [f"note: {n}" for n in report.notes]
-    return "\n".join(lines)
-
-
-def _text_table(rows: list[tuple[str, ...]]) -> list[str]:
-    rows = [tuple(_clip(c, cap) for c, cap in zip(row, _TEXT_CAPS)) for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = (c.rjust(w) if i in _RIGHT_ALIGNED else c.ljust(w)
-                  for i, (c, w) in enumerate(zip(cells, widths)))
-        return "  ".join(padded).rstrip()
-
-    return [line(_HEADERS), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-
-
-# -------------------------------------------------------------------------------------- markdown
-def _md(text: str) -> str:
-    """A Markdown table cell: one line, ``|`` escaped."""
-    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
-
-
-def report_markdown(report: ConversionReport) -> str:
-    """A GitHub Markdown table (one line per row), a totals list, warnings and notes."""
-    lines = [f"## symmetrize report: {_md(report.model or '(model)')}", ""]
-    if report.spec is not None:
-        lines += [f"Spec: `{report.spec!r}`", ""]
-    lines.append("| " + " | ".join(_HEADERS) + " |")
-    lines.append("|" + "|".join("---:" if i in _RIGHT_ALIGNED else "---"
-                                for i in range(len(_HEADERS))) + "|")
-    lines += ["| " + " | ".join(_md(c) for c in _cells(row)) + " |" for row in report.rows]
-    lines += ["", "**Totals**", ""]
-    lines += [f"- {_md(line)}" for line in _totals_lines(report)]
-    for title, items in (("Warnings", report.warnings), ("Notes", report.notes)):
-        if items:
-            lines += ["", f"**{title}**", ""] + [f"- {_md(item)}" for item in items]
-    return "\n".join(lines) + "\n"
-
-
-# ------------------------------------------------------------------------------------------ JSON
-def jsonable(value: Any, _depth: int = 0) -> Any:
-    """``value`` as plain JSON data: non-finite floats -> ``None``, a Rep -> ``{"perm", "sign"}``,
-    an object with ``to_dict`` -> that dict, arrays -> lists, anything else -> ``repr``."""
-    if _depth > 32:
-        return repr(value)
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if isinstance(value, Rep):
-        return value.to_dict()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [jsonable(v, _depth + 1) for v in items]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    for method in ("to_dict", "tolist"):  # a Spec or Skeleton; a numpy array or tensor
-        if callable(getattr(value, method, None)) and not isinstance(value, type):
-            try:
-                return jsonable(getattr(value, method)(), _depth + 1)
-            except Exception:  # noqa: BLE001 - never fail on a value we only describe
-                break
-    return repr(value)
-
-
-def report_dict(report: ConversionReport) -> dict[str, Any]:
-    """The report as plain JSON data, in the documented schema (see the module docstring)."""
-    spec = report.spec
-    if spec is not None and not callable(getattr(spec, "to_dict", None)):
-        spec = repr(spec)
-    return jsonable({
-        "schema": SCHEMA_NAME,
-        "version": SCHEMA_VERSION,
-        "model": report.model,
-        "spec": spec,
-        "options": dict(report.options),
-        "inputs": list(report.inputs),
-        "totals": report.totals(),
-        "rows": [row.to_dict() for row in report.rows],
-        "notes": list(report.notes),
-        "warnings": list(report.warnings),
-    })
-
-
-def report_json(report: ConversionReport, indent: int | None = 2) -> str:
-    """:func:`report_dict` as JSON text (strict: no ``NaN``)."""
-    return json.dumps(report_dict(report), indent=indent, allow_nan=False)
 
 
 # ----------------------------------------------------------------------------------------- graph
@@ -459,7 +260,7 @@ def _draw_box(ax: Axes, row: ReportRow, at: Point) -> None:
     ax.add_patch(FancyBboxPatch((x - _BOX_W / 2, y - _BOX_H / 2), _BOX_W, _BOX_H,
                                 boxstyle="round,pad=0,rounding_size=0.08", linewidth=0.7,
                                 facecolor=_color(row.action), edgecolor="black", zorder=2))
-    label = "\n".join(_clip(line, _LINE_CHARS) for line in _label_lines(row))
+    label = "\n".join(clip(line, _LINE_CHARS) for line in _label_lines(row))
     ax.text(x, y, label, ha="center", va="center", fontsize=7, family="monospace",
             linespacing=1.15, parse_math=False, zorder=3)
 
