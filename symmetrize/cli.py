@@ -245,9 +245,12 @@ def _add_model_args(parser: argparse.ArgumentParser, need_spec: bool) -> None:
 
 def _add_conversion_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("conversion options (see symmetrize.symmetrize)")
-    group.add_argument("--hidden", choices=("skeleton", "regular"),
-                       help="hidden Rep policy: the paper's skeleton layout (default) or "
-                            "regular (swapped pairs only, activations kept)")
+    group.add_argument("--hidden", choices=("auto", "skeleton", "regular", "eigen"),
+                       help="hidden Rep policy: auto (default: the paper's skeleton layout, "
+                            "regular pairs where LayerNorm, GELU, softmax or attention need "
+                            "them), skeleton (always the paper's layout), regular (swapped "
+                            "pairs only, activations kept) or eigen (channels in the mirror's "
+                            "eigenbasis: fastest)")
     group.add_argument("--negated-fraction", type=fraction, metavar="F",
                        help="fraction of each joint's hidden dims that flip sign (default 1/3)")
     group.add_argument("--activation", choices=("tanh", "mixed"),

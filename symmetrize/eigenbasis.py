@@ -85,6 +85,19 @@ class EigenBasis:
         # an invariant vector by its orbit values: v[c] = theta[plus position] * orbit_coef[c]
         self.orbit_coef = _ro(np.where(pair, np.where(is_a, 1.0, sign), (sign > 0).astype(float)))
         self._cache: dict[tuple[Any, ...], Any] = {}
+        #: adjacent pairs (0, 1), (2, 3), ... with sign +1 (``Rep.regular`` of an even width):
+        #: the basis change is two strided slices, no gather
+        self.adjacent = bool(n and n % 2 == 0 and self.n_plus == self.n_minus == n // 2
+                             and (self.plus_first == idx[0::2]).all()
+                             and (self.plus_second == idx[1::2]).all()
+                             and (self.plus_sign > 0).all())
+        #: no pairs and each half one contiguous run of channels (the ``"eigen"`` hidden layout,
+        #: a sign pattern, the trivial Rep): ``(plus_start, minus_start)``; the basis change is
+        #: two ``narrow`` views one way and one ``cat`` the other
+        self.split: tuple[int, int] | None = None
+        if not paired.any() and _contiguous(self.plus_first) and _contiguous(self.minus_first):
+            self.split = (int(self.plus_first[0]) if self.n_plus else 0,
+                          int(self.minus_first[0]) if self.n_minus else 0)
 
     # ----------------------------------------------------------------- properties
     @property
@@ -142,6 +155,14 @@ class EigenBasis:
         is ``None``.
         """
         dim = self._check(x, dim, "to_eigen")
+        if self.split is not None:
+            p0, m0 = self.split
+            return (x.narrow(dim, p0, self.n_plus) if "+" in halves else None,
+                    x.narrow(dim, m0, self.n_minus) if "-" in halves else None)
+        if self.adjacent:
+            a, b = x.unflatten(dim, (-1, 2)).unbind(dim + 1)
+            return ((a + b) * _R if "+" in halves else None,
+                    (a - b) * _R if "-" in halves else None)
         t = self.tables(x.device, _coeff_dtype(x))
         shape = [1] * x.dim()
         shape[dim] = -1
@@ -173,6 +194,16 @@ class EigenBasis:
         dim = dim % ref.dim()
         if plus is not None and self.is_identity:
             return plus
+        if self.split is not None:
+            return self._concat(plus, minus, dim)
+        if self.adjacent:
+            for half, value in (("plus", plus), ("minus", minus)):
+                if value is not None and value.shape[dim] != self.size // 2:
+                    raise ValueError(f"from_eigen: the {half} half has {value.shape[dim]} "
+                                     f"entries on axis {dim}, this basis has {self.size // 2}")
+            p = plus if plus is not None else torch.zeros_like(minus)
+            m = minus if minus is not None else torch.zeros_like(plus)
+            return torch.stack(((p + m) * _R, (p - m) * _R), dim + 1).flatten(dim, dim + 1)
         t = self.tables(ref.device, _coeff_dtype(ref))
         shape = [1] * ref.dim()
         shape[dim] = -1
@@ -194,6 +225,25 @@ class EigenBasis:
             return ref.new_zeros(shape_out)
         return out
 
+    def _concat(self, plus: torch.Tensor | None, minus: torch.Tensor | None,
+                dim: int) -> torch.Tensor:
+        """``from_eigen`` of a split basis: the halves side by side in channel order."""
+        parts = []
+        for half, value, n in (("plus", plus, self.n_plus), ("minus", minus, self.n_minus)):
+            ref = plus if plus is not None else minus
+            assert ref is not None
+            if value is None:
+                shape = list(ref.shape)
+                shape[dim] = n
+                value = ref.new_zeros(shape)
+            elif value.shape[dim] != n:
+                raise ValueError(f"from_eigen: the {half} half has {value.shape[dim]} entries "
+                                 f"on axis {dim}, this basis has {n}")
+            parts.append(value)
+        if self.split is not None and self.split[1] < self.split[0]:
+            parts.reverse()
+        return torch.cat(parts, dim)
+
     def _check(self, x: torch.Tensor, dim: int, what: str) -> int:
         if x.dim() == 0:
             raise ValueError(f"{what}: expected a tensor with a feature axis, got a scalar")
@@ -202,6 +252,11 @@ class EigenBasis:
             raise ValueError(f"{what}: axis {dim} of a tensor of shape {tuple(x.shape)} has "
                              f"{x.shape[dim]} entries, this basis acts on {self.size}")
         return dim
+
+
+def _contiguous(a: np.ndarray) -> bool:
+    """Whether ``a`` is empty or ``start, start + 1, ...``."""
+    return a.size == 0 or bool((np.diff(a) == 1).all())
 
 
 def _ro(a: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Saving and reloading a converted model.
 
-A converted model's parametrized layers do not pickle, and its state dict only loads into a model
-converted the same way. :func:`save_converted` therefore stores the state dict together with what
-the conversion needs to be repeated: the Spec, the options and the example inputs' shapes, all as
+A converted model's state dict (the eigenbasis blocks of its layers, its mirror-shared tensors)
+only loads into a model converted the same way, and pickling a whole model ties the file to code.
+:func:`save_converted` therefore stores the state dict together with what the conversion needs to
+be repeated: the Spec, the options and the example inputs' shapes, all as
 plain data (the file loads with ``torch.load(..., weights_only=True)``). :func:`load_converted`
 re-converts a freshly built plain model with them and loads the weights.
 """
@@ -30,8 +31,9 @@ VERSION = 1
 """The ``version`` entry this module writes and reads."""
 
 _SEED = 0
-_HIDDEN_FIX = ("pass hidden as 'skeleton', 'regular' or a dict {module_path: 'regular' | "
-               "'skeleton' | fraction | Rep} (a callable's choices can be written as such a "
+_HIDDEN_FIX = ("pass hidden as 'auto', 'skeleton', 'regular', 'eigen', a fraction, a Rep or a dict "
+               "{module_path: 'auto' | 'regular' | 'skeleton' | 'eigen' | fraction | Rep} (a callable's "
+               "choices can be written as such a "
                "dict: {path: fn(path, width)}), or save converted.state_dict() yourself and "
                "re-convert with the same callable before load_state_dict")
 
@@ -87,7 +89,8 @@ def _encode_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _encode_hidden(hidden: Any) -> Any:
-    if isinstance(hidden, str):
+    if isinstance(hidden, str) or (isinstance(hidden, (int, float)) and
+                                   not isinstance(hidden, bool)):
         return hidden
     if isinstance(hidden, Rep):
         return hidden.to_dict()

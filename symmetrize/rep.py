@@ -29,6 +29,9 @@ def frozen_array(array: np.ndarray) -> np.ndarray:
     return array
 
 
+_TRIVIAL: dict[int, "Rep"] = {}
+
+
 class Rep:
     """An involutive signed permutation: how the mirror acts on one tensor axis.
 
@@ -95,7 +98,15 @@ class Rep:
     @classmethod
     def trivial(cls, n: int) -> Rep:
         """``n`` channels the mirror leaves untouched (an invariant output)."""
-        return cls(np.arange(_check_size(n, "n")))
+        n = _check_size(n, "n")
+        if cls is not Rep:
+            return cls(np.arange(n))
+        rep = _TRIVIAL.get(n)
+        if rep is None:  # Reps are immutable: one instance per size serves every caller
+            if len(_TRIVIAL) > 4096:
+                _TRIVIAL.clear()
+            rep = _TRIVIAL[n] = cls._trusted(np.arange(n), np.ones(n, dtype=np.int64))
+        return rep
 
     @classmethod
     def regular(cls, n: int) -> Rep:
@@ -180,20 +191,20 @@ class Rep:
         idx = np.flatnonzero(self._perm > np.arange(self.size))
         return tuple((int(i), int(self._perm[i])) for i in idx)
 
-    @property
+    @cached_property
     def n_pairs(self) -> int:
-        return len(self.pairs)
+        return int((self._perm > np.arange(self.size)).sum())
 
     @property
     def n_fixed(self) -> int:
         """Indices the mirror maps to themselves."""
         return self.size - 2 * self.n_pairs
 
-    @property
+    @cached_property
     def n_negated(self) -> int:
         return int((self._sign < 0).sum())
 
-    @property
+    @cached_property
     def is_trivial(self) -> bool:
         """True when the mirror does nothing on this axis (invariant)."""
         return self.n_pairs == 0 and self.n_negated == 0
@@ -220,11 +231,18 @@ class Rep:
         m = inner.size
         perm = (self._perm[:, None] * m + inner._perm[None, :]).reshape(-1)
         sign = (self._sign[:, None] * inner._sign[None, :]).reshape(-1)
-        return Rep(perm, sign)
+        return Rep._trusted(perm, sign)  # the product of two involutions on separate axes
 
     def unsigned(self) -> Rep:
         """The same permutation with every sign ``+1`` (LSTM/GRU gates, BatchNorm scale)."""
-        return Rep(self._perm)
+        cached = self.__dict__.get("_unsigned")
+        if cached is None:
+            if self.n_negated == 0:
+                cached = self
+            else:
+                cached = Rep._trusted(self._perm, np.ones(self.size, dtype=np.int64))
+            self.__dict__["_unsigned"] = cached
+        return cached
 
     def repeat(self, times: int) -> Rep:
         """``times`` copies of this Rep side by side (the Rep of ``torch.cat([x] * times)``)."""

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from symmetrize.skeleton import Skeleton
+from symmetrize.spec import Spec
 
 # NTU-RGB+D (Kinect v2) bones, 1-based as the dataset numbers its joints; joint 21 is the spine
 # at the shoulders, the graph's centre.  Same joint order as symmetrize's "ntu" preset.
@@ -189,7 +190,8 @@ class Model(nn.Module):
 
         self.fcn = nn.Conv2d(channels[-1], num_class, kernel_size=1)
 
-    def forward(self, x):
+    def features(self, x):
+        """The last block's features ``(N * M, C', T', V)`` of ``(N, C, T, V, M)`` clips."""
 
         # data normalization
         N, C, T, V, M = x.size()
@@ -203,6 +205,11 @@ class Model(nn.Module):
         # forward
         for gcn, importance in zip(self.st_gcn_networks, self.edge_importance):
             x, _ = gcn(x, self.A * importance)
+        return x
+
+    def forward(self, x):
+        N, M = x.size(0), x.size(4)
+        x = self.features(x)
 
         # global pooling
         x = F.avg_pool2d(x, x.size()[2:])
@@ -217,20 +224,8 @@ class Model(nn.Module):
     def extract_feature(self, x):
         """Per-frame, per-joint, per-person class scores ``(N, num_class, T', V, M)`` and the
         features they come from ``(N, C', T', V, M)``."""
-
-        # data normalization
-        N, C, T, V, M = x.size()
-        x = x.permute(0, 4, 3, 1, 2).contiguous()
-        x = x.view(N * M, V * C, T)
-        x = self.data_bn(x)
-        x = x.view(N, M, V, C, T)
-        x = x.permute(0, 1, 3, 4, 2).contiguous()
-        x = x.view(N * M, C, T, V)
-
-        # forward
-        for gcn, importance in zip(self.st_gcn_networks, self.edge_importance):
-            x, _ = gcn(x, self.A * importance)
-
+        N, M = x.size(0), x.size(4)
+        x = self.features(x)
         _, c, t, v = x.size()
         feature = x.view(N, M, c, t, v).permute(0, 2, 3, 4, 1)
 
@@ -239,6 +234,17 @@ class Model(nn.Module):
         output = x.view(N, M, -1, t, v).permute(0, 2, 3, 4, 1)
 
         return output, feature
+
+
+#: ``(N, T, J, C)`` clips of the H36M skeleton to class scores, x negated
+H36M_CLIPS = Spec(input="n t j c", output="n k", skeleton="h36m", negate=(0,))
+
+
+def small_gru_classifier() -> SkeletonGRUClassifier:
+    """A :class:`SkeletonGRUClassifier` over :data:`H36M_CLIPS` of 2D keypoints: 34 hidden
+    channels (17 joints x 2), a 68-wide head (17 x 4), 6 classes."""
+    return SkeletonGRUClassifier(num_joints=17, in_channels=2, hidden_size=34, fc_size=68,
+                                 num_class=6)
 
 
 class SkeletonGRUClassifier(nn.Module):

@@ -1,10 +1,14 @@
-"""Hypothesis strategies shared by the tests: random mirror Reps."""
+"""Hypothesis strategies shared by the tests: random mirror Reps, the dtypes layers are checked
+in."""
 
 from __future__ import annotations
 
+import torch
 from hypothesis import strategies as st
 
 from symmetrize.rep import Rep
+
+DTYPES = st.sampled_from([torch.float64, torch.float32])
 
 
 @st.composite

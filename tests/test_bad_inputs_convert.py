@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from symmetrize import ConversionError, Spec, symmetrize
+from tests.helpers import Net
 from tests.pose_models import TemporalModel
 
 LIFT = Spec.preset("h36m")
@@ -116,21 +117,12 @@ def test_a_module_called_with_two_layouts_names_both_calls() -> None:
         symmetrize(SharedTwice(), spec, (torch.randn(2, 34), torch.randn(2, 34)))
 
 
-class Reused(nn.Module):
-    """One block applied twice to features with the same layout: converts, weights shared."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inp, self.block, self.out = nn.Linear(34, 34), nn.Linear(34, 34), nn.Linear(34, 34)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.tanh(self.inp(x))
-        return self.out(torch.tanh(self.block(torch.tanh(self.block(h)))))
-
-
 def test_a_module_called_twice_with_one_layout_converts() -> None:
     torch.manual_seed(0)
-    chiral = symmetrize(Reused(), POSE, (torch.randn(3, 34),), hidden="regular")
+    # one block applied twice to features with the same layout: converts, weights shared
+    reused = Net(lambda m, x: m.out(torch.tanh(m.block(torch.tanh(m.block(torch.tanh(m.inp(x))))))),
+                 inp=nn.Linear(34, 34), block=nn.Linear(34, 34), out=nn.Linear(34, 34))
+    chiral = symmetrize(reused, POSE, (torch.randn(3, 34),), hidden="regular")
     assert chiral.symmetrize_report.equivariance_error < 1e-12
     assert chiral.symmetrize_report.parameter_ratio < 0.6
 

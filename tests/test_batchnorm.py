@@ -12,35 +12,9 @@ from torch import nn
 from symmetrize.nn.batchnorm import ChiralBatchNorm1d
 from symmetrize.nn.batchnorm_fn import ChiralBatchNormFn
 from symmetrize.rep import Rep
+from tests import helpers
+from tests.helpers import MIXED, TOL, make_input, max_err, randomise
 from tests.strategies import reps
-
-TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
-
-# Swapped pairs (0, 1), (4, 5) negated, (7, 8) negated; fixed 2, 6; negated fixed 3.
-MIXED = Rep([1, 0, 2, 3, 5, 4, 6, 8, 7], [1, 1, 1, -1, -1, -1, 1, -1, -1])
-
-
-def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
-
-
-def make_input(shape: tuple[int, ...], dtype: torch.dtype = torch.float64,
-               offset: float = 0.5) -> torch.Tensor:
-    """Channels with distinct scales and means, so pairing mistakes show."""
-    c = shape[1]
-    scale = torch.linspace(0.5, 2.0, c, dtype=dtype)
-    mean = offset * torch.linspace(-1.0, 1.5, c, dtype=dtype)
-    view = (1, c) + (1,) * (len(shape) - 2)
-    return torch.randn(shape, dtype=dtype) * scale.view(view) + mean.view(view)
-
-
-def randomise(bn: ChiralBatchNorm1d) -> ChiralBatchNorm1d:
-    """Random free gamma / beta (gamma away from zero)."""
-    if bn.affine:
-        with torch.no_grad():
-            bn.weight_plus.uniform_(0.5, 1.5)
-            bn.bias_plus.normal_()
-    return bn
 
 
 def reference(bn: ChiralBatchNorm1d, rep: Rep) -> nn.BatchNorm1d:
@@ -108,17 +82,7 @@ def test_equals_plain_batchnorm_on_augmented_batch(momentum: float | None,
                                                    shape: tuple[int, ...], affine: bool) -> None:
     bn = randomise(ChiralBatchNorm1d(MIXED, momentum=momentum, affine=affine,
                                      dtype=torch.float64))
-    ref = reference(bn, MIXED)
-    for step in range(4):
-        x = make_input(shape, offset=1.0 + step)
-        assert max_err(bn(x), augmented(ref, MIXED, x)) < 1e-12
-        assert max_err(bn.running_mean, ref.running_mean) < 1e-13
-        assert max_err(bn.running_var, ref.running_var) < 1e-13
-        assert bn.num_batches_tracked.item() == ref.num_batches_tracked.item() == step + 1
-    bn.eval()
-    ref.eval()
-    x = make_input(shape)
-    assert max_err(bn(x), ref(x)) < 1e-12
+    helpers.check_augmented_batch(bn, reference(bn, MIXED), shape, steps=4)
 
 
 def test_single_value_per_channel_uses_the_pair() -> None:
@@ -329,25 +293,9 @@ def test_state_dict_round_trip() -> None:
 
 
 def test_plain_checkpoint_loads_projected_and_symmetrised() -> None:
-    plain = nn.BatchNorm1d(9)
-    with torch.no_grad():
-        plain.weight.uniform_(0.5, 1.5)
-        plain.bias.normal_()
-        plain.running_mean.normal_()
-        plain.running_var.uniform_(0.5, 2.0)
-        plain.num_batches_tracked.fill_(7)
     bn = ChiralBatchNorm1d(MIXED)
-    bn.load_state_dict(plain.state_dict())
-    perm = torch.tensor(MIXED.perm.tolist())
-    rm, rv = plain.running_mean, plain.running_var
-    assert max_err(bn.running_mean, (rm + MIXED.apply(rm, 0)) / 2) < 1e-7
-    assert max_err(bn.running_var, (rv + rv[perm]) / 2) < 1e-7
-    assert max_err(bn.weight, (plain.weight + plain.weight[perm]) / 2) < 2.5e-7  # fp32 rounding of the eigen coordinates
-    assert max_err(bn.bias, (plain.bias + MIXED.apply(plain.bias.detach(), 0)) / 2) < 2.5e-7
-    assert bn.num_batches_tracked.item() == 7
-    from_dense = ChiralBatchNorm1d.from_dense(plain, MIXED)
-    for name in ("weight", "bias", "running_mean", "running_var"):
-        assert max_err(getattr(from_dense, name), getattr(bn, name)) < 1e-7
+    # 2.5e-7: fp32 rounding of the eigen coordinates
+    helpers.check_plain_checkpoint(nn.BatchNorm1d(9), bn, MIXED, weight_tol=2.5e-7)
     bn.eval()
     x = make_input((4, 9, 3), torch.float32)
     assert max_err(bn(MIXED.apply(x, 1)), MIXED.apply(bn(x), 1)) < 1e-5
@@ -368,7 +316,7 @@ def test_from_dense_copies_configuration() -> None:
         assert torch.equal(getattr(again, name), getattr(chiral, name))
     with pytest.raises(ValueError, match="size 4"):
         ChiralBatchNorm1d.from_dense(nn.BatchNorm1d(9), Rep.regular(4))
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="from_dense expects an nn.BatchNorm1d, got Linear"):
         ChiralBatchNorm1d.from_dense(nn.Linear(9, 9), MIXED)  # type: ignore[arg-type]
 
 
@@ -401,7 +349,7 @@ def test_errors_and_repr() -> None:
         bn(torch.randn(2, 8, 3))
     with pytest.raises(ValueError, match="C = 9"):
         bn(torch.randn(9))
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="ChiralBatchNorm1d expects a Rep, got int"):
         ChiralBatchNorm1d(9)  # type: ignore[arg-type]
     text = repr(bn)
     assert "ChiralBatchNorm1d" in text and "momentum=0.1" in text and "swapped pairs" in text

@@ -12,7 +12,7 @@ from torch import nn
 from symmetrize import Rep, Spec, check, symmetrize
 from symmetrize.export import export_plain
 from symmetrize.passes.localize import symmetry_gap
-from tests.action_models import SkeletonGRUClassifier
+from tests.action_models import H36M_CLIPS, small_gru_classifier
 from tests.pose_models import Seq2Seq, TemporalModel
 
 H36M_SEQ = Spec(input="n t j c", output="n t j c", skeleton="h36m", negate=(0,))
@@ -54,7 +54,7 @@ def test_check_restores_running_statistics_rng_mode_and_dtype(temporal) -> None:
     model.layers_bn[0].eval()  # a mixed train/eval state must come back as it was
     state = {k: v.clone() for k, v in model.state_dict().items()}
     modes = {name: m.training for name, m in model.named_modules()}
-    weight = model.shrink.parametrizations.weight.original
+    weight = model.shrink.weight_plus
     torch.manual_seed(123)
     rng = torch.random.get_rng_state()
     check(model, H36M_SEQ, (X,))
@@ -62,7 +62,7 @@ def test_check_restores_running_statistics_rng_mode_and_dtype(temporal) -> None:
     assert {name: m.training for name, m in model.named_modules()} == modes
     after = model.state_dict()
     assert all(torch.equal(after[k], v) and after[k].dtype == v.dtype for k, v in state.items())
-    assert model.shrink.parametrizations.weight.original is weight
+    assert model.shrink.weight_plus is weight
     assert weight.dtype == torch.float32
 
 
@@ -97,9 +97,7 @@ def test_outputs_that_do_not_transform_as_the_spec_says_point_at_the_output(temp
 
 def test_switched_functional_activations_and_recurrent_models() -> None:
     torch.manual_seed(3)
-    spec = Spec(input="n t j c", output="n k", skeleton="h36m", negate=(0,))
-    model = SkeletonGRUClassifier(num_joints=17, in_channels=2, hidden_size=34, fc_size=68,
-                                  num_class=6)
+    spec, model = H36M_CLIPS, small_gru_classifier()
     x = torch.randn(3, 7, 17, 2)
     plain = check(model, spec, (x,), n_inputs=2)
     assert not plain.passed and plain.first_broken.target in ("GRU", "Linear")

@@ -11,6 +11,7 @@ from torch import nn
 
 from symmetrize import ConversionError, Spec, check, symmetrize
 from symmetrize.passes.output_errors import OutputError, tensor_leaves
+from tests.helpers import Net
 
 POSE = Spec(input="n (j c)", output="n (j c)", skeleton="h36m", negate=(0,))
 X = torch.randn(4, 34)
@@ -144,17 +145,11 @@ def test_a_broken_train_mode_path_still_fails() -> None:
 
 
 def test_tensors_made_in_forward_follow_the_float64_check() -> None:
-    class MadeInForward(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(34, 34)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            bias = torch.zeros(x.shape[0], 34)  # default dtype, as authors write it
-            return self.fc(x) + bias
-
+    # a bias made in forward, in the default dtype, as authors write it
+    made_in_forward = Net(lambda m, x: m.fc(x) + torch.zeros(x.shape[0], 34),
+                          fc=nn.Linear(34, 34))
     torch.manual_seed(0)
-    chiral = symmetrize(MadeInForward(), POSE, (X,))
+    chiral = symmetrize(made_in_forward, POSE, (X,))
     assert chiral.symmetrize_report.equivariance_error < 1e-12
 
 

@@ -25,9 +25,16 @@ def test_demo_quick_converts_checks_and_compares(capsys: pytest.CaptureFixture[s
     assert figures["equivariance_train_fp64"] < 1e-10
     plain, chiral = figures["plain"], figures["chiral"]
     assert 0.4 < chiral["parameters"] / plain["parameters"] < 0.6
-    assert figures["chiral, exported"]["mpjpe_mm"] == chiral["mpjpe_mm"]
-    for row in (plain, chiral, figures["plain + flip TTA"]):
-        assert 0 < row["mpjpe_mm"] < 2000 and row["inference_ms"] > 0
+    # flip TTA runs the plain model itself; the export holds the equivariant weights in plain
+    # modules: both have exactly the plain model's parameters
+    tta, exported = figures["plain + flip TTA"], figures["chiral, exported"]
+    assert tta["parameters"] == exported["parameters"] == plain["parameters"]
+    for name in ("plain", "plain + flip TTA", "chiral", "chiral, exported"):
+        row = figures[name]  # the printed table shows the returned figures
+        printed = re.search(rf"^  {re.escape(name)} +([\d,]+) +(\S+) +(\S+) +(\S+)$", out, re.M)
+        assert printed is not None, (name, out)
+        assert printed.groups() == (f"{row['parameters']:,}", f"{row['mpjpe_mm']:.1f}",
+                                    f"{row['p_mpjpe_mm']:.1f}", f"{row['inference_ms']:.1f}")
 
 
 def test_cli_skeletons_lists_presets(capsys: pytest.CaptureFixture[str]) -> None:
@@ -39,9 +46,9 @@ def test_cli_skeletons_lists_presets(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_cli_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(SystemExit, match="^2$"):
         main(["nonsense"])
-    assert exc.value.code == 2
+    assert "invalid choice: 'nonsense'" in capsys.readouterr().err
 
 
 def _readme_commands() -> list[str]:

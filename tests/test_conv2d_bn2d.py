@@ -13,20 +13,13 @@ from torch import nn
 from symmetrize import Rep, weight_sharing
 from symmetrize.nn import ChiralBatchNorm2d, ChiralConv2d, InvariantConv2d
 from symmetrize.skeleton import Skeleton
-from tests.strategies import reps
+from tests import helpers
+from tests.helpers import MIXED, TOL, make_input, max_err, randomise
+from tests.strategies import DTYPES, reps
 
-TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
-DTYPES = st.sampled_from([torch.float64, torch.float32])
 PADDING_MODES = st.sampled_from(["zeros", "reflect", "replicate", "circular"])
 SKELETONS = st.sampled_from(["h36m", "coco", "ntu"])
 SEEDS = st.integers(0, 2 ** 31 - 1)
-
-# Swapped pairs (0, 1), (4, 5) negated, (7, 8) negated; fixed 2, 6; negated fixed 3.
-MIXED = Rep([1, 0, 2, 3, 5, 4, 6, 8, 7], [1, 1, 1, -1, -1, -1, 1, -1, -1])
-
-
-def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
 
 
 def mirror(x: torch.Tensor, channels: Rep, joints: Rep | None = None) -> torch.Tensor:
@@ -228,23 +221,6 @@ def test_conv2d_from_dense_errors() -> None:
 
 
 # =========================================================================== ChiralBatchNorm2d
-def make_input(shape: tuple[int, ...], dtype: torch.dtype = torch.float64,
-               offset: float = 0.5) -> torch.Tensor:
-    """Channels with distinct scales and means, so pairing mistakes show."""
-    c = shape[1]
-    scale = torch.linspace(0.5, 2.0, c, dtype=dtype).view(1, c, 1, 1)
-    mean = offset * torch.linspace(-1.0, 1.5, c, dtype=dtype).view(1, c, 1, 1)
-    return torch.randn(shape, dtype=dtype) * scale + mean
-
-
-def randomise(bn: ChiralBatchNorm2d) -> ChiralBatchNorm2d:
-    if bn.affine:
-        with torch.no_grad():
-            bn.weight_plus.uniform_(0.5, 1.5)
-            bn.bias_plus.normal_()
-    return bn
-
-
 def reference(bn: ChiralBatchNorm2d) -> nn.BatchNorm2d:
     """A plain ``nn.BatchNorm2d`` with the chiral layer's ``gamma`` / ``beta``, fresh statistics."""
     ref = nn.BatchNorm2d(bn.num_features, eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
@@ -293,17 +269,7 @@ def test_bn2d_equals_plain_batchnorm2d_on_augmented_batch(momentum: float | None
                                                          affine: bool) -> None:
     bn = randomise(ChiralBatchNorm2d(MIXED, momentum=momentum, affine=affine,
                                      dtype=torch.float64))
-    ref = reference(bn)
-    for step in range(3):
-        x = make_input(shape, offset=1.0 + step)
-        assert max_err(bn(x), ref(torch.cat([x, mirror(x, MIXED)]))[: shape[0]]) < 1e-12
-        assert max_err(bn.running_mean, ref.running_mean) < 1e-13
-        assert max_err(bn.running_var, ref.running_var) < 1e-13
-        assert bn.num_batches_tracked.item() == ref.num_batches_tracked.item() == step + 1
-    bn.eval()
-    ref.eval()
-    x = make_input(shape)
-    assert max_err(bn(x), ref(x)) < 1e-12
+    helpers.check_augmented_batch(bn, reference(bn), shape, steps=3)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -373,25 +339,8 @@ def test_bn2d_to_dense_and_from_dense() -> None:
 
 
 def test_bn2d_plain_checkpoint_loads_projected_and_symmetrised() -> None:
-    plain = nn.BatchNorm2d(9)
-    with torch.no_grad():
-        plain.weight.uniform_(0.5, 1.5)
-        plain.bias.normal_()
-        plain.running_mean.normal_()
-        plain.running_var.uniform_(0.5, 2.0)
-        plain.num_batches_tracked.fill_(7)
     bn = ChiralBatchNorm2d(MIXED)
-    bn.load_state_dict(plain.state_dict())
-    perm = torch.tensor(MIXED.perm.tolist())
-    rm, rv = plain.running_mean, plain.running_var
-    assert max_err(bn.running_mean, (rm + MIXED.apply(rm, 0)) / 2) < 1e-7
-    assert max_err(bn.running_var, (rv + rv[perm]) / 2) < 1e-7
-    assert max_err(bn.weight, (plain.weight + plain.weight[perm]) / 2) < 1e-7
-    assert max_err(bn.bias, (plain.bias + MIXED.apply(plain.bias.detach(), 0)) / 2) < 1e-7
-    assert bn.num_batches_tracked.item() == 7
-    from_dense = ChiralBatchNorm2d.from_dense(plain, MIXED)
-    for name in ("weight", "bias", "running_mean", "running_var"):
-        assert max_err(getattr(from_dense, name), getattr(bn, name)) < 1e-7
+    helpers.check_plain_checkpoint(nn.BatchNorm2d(9), bn, MIXED, weight_tol=1e-7)
     # a chiral checkpoint round-trips, and a plain BatchNorm2d takes the dense one
     other = ChiralBatchNorm2d(MIXED)
     other.load_state_dict(bn.state_dict())

@@ -16,17 +16,11 @@ from torch.nn import functional as F
 from symmetrize import ConversionError, Spec, explain, symmetrize
 from symmetrize.nn import ChiralBatchNorm2d, ChiralConv2d
 from symmetrize.skeleton import Skeleton
-from tests.action_models import Model, SkeletonGRUClassifier
+from tests.action_models import H36M_CLIPS, Model, small_gru_classifier
+from tests.helpers import Net, equivariance_error
 
 NTU = Spec(input="n c t j m", output="n k", skeleton="ntu", negate=(0,))
 WIDTHS = (16, 16, 16, 32, 32)
-
-
-def invariance_error(model: nn.Module, spec: Spec, x: torch.Tensor, train: bool) -> float:
-    probe = copy.deepcopy(model).double().train(train)
-    x = x.double()
-    with torch.no_grad():
-        return (probe(spec.mirror_input(0, x)) - probe(x)).abs().max().item()
 
 
 def fit(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, steps: int = 15) -> list[float]:
@@ -54,7 +48,7 @@ def test_stgcn_is_invariant_in_eval_and_train_mode(stgcn) -> None:
     _, chiral, _ = stgcn
     x = torch.randn(3, 3, 16, 25, 2)  # another batch size and clip length than traced
     for train in (False, True):
-        assert invariance_error(chiral, NTU, x, train) < 1e-10
+        assert equivariance_error(chiral, NTU, x, train, invariant=True) < 1e-10
     with torch.no_grad():
         probe = copy.deepcopy(chiral).eval()
         assert (probe(NTU.mirror_input(0, x)) - probe(x)).abs().max().item() < 1e-5
@@ -95,7 +89,7 @@ def test_stgcn_keeps_class_methods_and_trains(stgcn) -> None:
     for importance in trained.edge_importance:
         assert torch.equal(importance[:, perm][:, :, perm], importance)
         assert not torch.equal(importance, torch.ones_like(importance))
-    assert invariance_error(trained, NTU, x, train=False) < 1e-10
+    assert equivariance_error(trained, NTU, x, train=False, invariant=True) < 1e-10
 
 
 def test_stgcn_invariance_at_the_fourth_block() -> None:
@@ -113,7 +107,8 @@ def test_stgcn_invariance_at_the_fourth_block() -> None:
     assert "st_gcn_networks.4.gcn.conv" in report.actions("kept (sees only invariant")
     assert report.parameter_ratio > symmetrize(model, NTU, (x,)).symmetrize_report.parameter_ratio
     for train in (False, True):
-        assert invariance_error(chiral, NTU, torch.randn(2, 3, 12, 25, 2), train) < 1e-10
+        clip = torch.randn(2, 3, 12, 25, 2)
+        assert equivariance_error(chiral, NTU, clip, train, invariant=True) < 1e-10
     losses = fit(chiral, x, torch.tensor([1, 2]))
     assert losses[-1] < losses[0]
 
@@ -125,7 +120,8 @@ def test_stgcn_on_the_h36m_skeleton_with_two_channels_and_one_person() -> None:
                   channels=(8, 8, 16))
     chiral = symmetrize(model, spec, (torch.randn(2, 2, 10, 17, 1),))
     assert chiral.symmetrize_report.equivariance_error < 1e-10
-    assert invariance_error(chiral, spec, torch.randn(4, 2, 10, 17, 1), train=True) < 1e-10
+    clip = torch.randn(4, 2, 10, 17, 1)
+    assert equivariance_error(chiral, spec, clip, train=True, invariant=True) < 1e-10
 
 
 def test_asymmetric_adjacency_is_a_clear_error() -> None:
@@ -191,17 +187,12 @@ def test_learned_per_joint_tensors_become_mirror_shared() -> None:
     loss.backward()
     opt.step()
     x = torch.randn(2, 4, 17, 2, dtype=torch.float64)
-    probe = copy.deepcopy(chiral).double()
-    with torch.no_grad():
-        error = (probe(spec.mirror_input(0, x)) - spec.mirror_output(0, probe(x))).abs().max()
-    assert error < 1e-10
+    assert equivariance_error(chiral, spec, x, train=chiral.training) < 1e-10
 
 
 def test_gru_classifier_with_functional_relu_and_mean() -> None:
     torch.manual_seed(4)
-    spec = Spec(input="n t j c", output="n k", skeleton="h36m", negate=(0,))
-    model = SkeletonGRUClassifier(num_joints=17, in_channels=2, hidden_size=34, fc_size=68,
-                                  num_class=6)
+    spec, model = H36M_CLIPS, small_gru_classifier()
     x = torch.randn(3, 9, 17, 2)
     chiral = symmetrize(model, spec, (x,))
     report = chiral.symmetrize_report
@@ -212,7 +203,8 @@ def test_gru_classifier_with_functional_relu_and_mean() -> None:
     assert [row.target for row in switched] == ["relu"]
     assert "action_models.py:" in switched[0].what
     for train in (False, True):
-        assert invariance_error(chiral, spec, torch.randn(2, 7, 17, 2), train) < 1e-10
+        clip = torch.randn(2, 7, 17, 2)
+        assert equivariance_error(chiral, spec, clip, train, invariant=True) < 1e-10
     losses = fit(chiral, x, torch.tensor([0, 3, 5]))
     assert losses[-1] < losses[0]
 
@@ -256,24 +248,21 @@ def test_adaptive_graph_with_matmul_softmax_and_learned_adjacency() -> None:
     assert report.actions("mirror-shared") == ["PA"]
     assert report.equivariance_error < 1e-10
     for train in (False, True):
-        assert invariance_error(chiral, spec, torch.randn(3, 3, 7, 25), train) < 1e-10
+        clip = torch.randn(3, 3, 7, 25)
+        assert equivariance_error(chiral, spec, clip, train, invariant=True) < 1e-10
     losses = fit(chiral, x, torch.tensor([1, 4]))
     assert losses[-1] < losses[0]
-    assert invariance_error(chiral, spec, x, train=False) < 1e-10
+    assert equivariance_error(chiral, spec, x, train=False, invariant=True) < 1e-10
 
 
 def test_softmax_of_flipping_features_is_a_clear_error() -> None:
-    class Scores(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.proj = nn.Linear(2, 6)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.softmax(self.proj(x), dim=-1).mean(dim=(1, 2))
+    def scores() -> Net:
+        return Net(lambda m, x: torch.softmax(m.proj(x), dim=-1).mean(dim=(1, 2)),
+                   proj=nn.Linear(2, 6))
 
     spec = Spec(input="n t j c", output="n k", skeleton="h36m", negate=(0,))
     with pytest.raises(ConversionError, match=r"softmax of features that flip sign"):
-        symmetrize(Scores(), spec, (torch.randn(2, 3, 17, 2),), hidden="skeleton")
+        symmetrize(scores(), spec, (torch.randn(2, 3, 17, 2),), hidden="skeleton")
     # automatic: the scores get no negated channel, and the invariant output fixes the rest
-    auto = symmetrize(Scores(), spec, (torch.randn(2, 3, 17, 2),))
+    auto = symmetrize(scores(), spec, (torch.randn(2, 3, 17, 2),))
     assert auto.symmetrize_report.equivariance_error < 1e-10

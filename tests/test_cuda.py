@@ -10,6 +10,7 @@ import torch
 from symmetrize import Rep
 from symmetrize.export import export_plain
 from symmetrize.nn import ChiralBatchNorm1d, ChiralConv1d, ChiralGRU, ChiralLinear, ChiralLSTM
+from tests.helpers import max_err
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -26,10 +27,6 @@ def _no_tf32() -> Iterator[None]:
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def _err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
-
-
 @pytest.mark.parametrize("train", [True, False])
 def test_conv_bn_linear_equivariant_on_cuda(train: bool) -> None:
     conv = ChiralConv1d(POSE, HIDDEN, 3, padding=1).cuda().double()
@@ -39,9 +36,9 @@ def test_conv_bn_linear_equivariant_on_cuda(train: bool) -> None:
     model.train(train)
     x = torch.randn(8, POSE.size, 11, device="cuda", dtype=torch.float64)
     h = model(x)
-    assert _err(model(POSE.apply(x, 1)), HIDDEN.apply(h, 1)) < 1e-10
+    assert max_err(model(POSE.apply(x, 1)), HIDDEN.apply(h, 1)) < 1e-10
     y = linear(h.transpose(1, 2))
-    assert _err(linear(HIDDEN.apply(h, 1).transpose(1, 2)), POSE.apply(y)) < 1e-10
+    assert max_err(linear(HIDDEN.apply(h, 1).transpose(1, 2)), POSE.apply(y)) < 1e-10
     y.sum().backward()
     assert conv.weight_plus.grad.is_cuda
 
@@ -52,9 +49,9 @@ def test_rnn_equivariant_on_cuda(cls: type) -> None:
     x = torch.randn(4, 7, POSE.size, device="cuda", dtype=torch.float64)
     out, _ = rnn(x)
     mirrored, _ = rnn(POSE.apply(x))
-    assert _err(mirrored, rnn.rep_out.apply(out)) < 1e-10
+    assert max_err(mirrored, rnn.rep_out.apply(out)) < 1e-10
     dense = rnn.to_dense()
-    assert _err(dense(x)[0], out) < 1e-12
+    assert max_err(dense(x)[0], out) < 1e-12
 
 
 def test_autocast_bf16_runs_close_to_fp32() -> None:
@@ -65,7 +62,7 @@ def test_autocast_bf16_runs_close_to_fp32() -> None:
         out = model(x)
         out.float().pow(2).mean().backward()
     assert out.dtype == torch.bfloat16
-    assert _err(out.float(), reference) < 0.1 * reference.abs().max().item()
+    assert max_err(out.float(), reference) < 0.1 * reference.abs().max().item()
     assert torch.isfinite(model[0].weight_plus.grad).all()
 
 

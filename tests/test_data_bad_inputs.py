@@ -286,10 +286,9 @@ def test_bad_input(tmp_path: Path, kind: str, files: Files, error: type, culprit
             path.write_bytes(content)
         else:
             path.write_text(content)
-    with pytest.raises(error) as info:
+    with pytest.raises(error, match=message) as info:
         _read(kind, tmp_path)
     text = str(info.value)
-    assert re.search(message, text), text
     assert str(tmp_path / culprit) in text, text  # names the file (or folder) at fault
     content = files.get(culprit)
     line = _expected_line(content, marker) if isinstance(content, str) else marker

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import pickle
+import re
 import time
 from pathlib import Path
 
@@ -255,7 +256,7 @@ ERRORS = [
 def test_errors_name_file_and_line(text: str, marker: str | int, message: str) -> None:
     """``marker``: the line number, or text first found on that line ("": line 1)."""
     line = marker if isinstance(marker, int) else _line_of(text, marker) if marker else 1
-    with pytest.raises(BVHError) as info:
+    with pytest.raises(BVHError, match=re.escape(message)) as info:
         parse_bvh(text, source="bad.bvh")
     err = info.value
     assert isinstance(err, ValueError)

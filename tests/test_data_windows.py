@@ -93,7 +93,7 @@ def test_windows_copy_their_data() -> None:
     y += 100
     ramp += 100
     assert windows[0][1].item() == 0 and windows[-1][1].item() == 3
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="window 4 out of range for 4 windows"):
         windows[4]
 
 

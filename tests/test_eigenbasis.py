@@ -19,13 +19,8 @@ from symmetrize.eigenbasis import (
     vector_to_plus,
 )
 from symmetrize.weight_sharing import weight_sharing
+from tests.helpers import MIXED, max_err
 from tests.strategies import reps
-
-MIXED = Rep([1, 0, 2, 3, 5, 4, 6, 8, 7], [1, 1, 1, -1, -1, -1, 1, -1, -1])
-
-
-def err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max()) if a.numel() else 0.0
 
 
 @given(reps(), st.integers(0, 2))
@@ -37,10 +32,10 @@ def test_round_trip_and_mirror_is_diagonal(rep: Rep, dim: int) -> None:
     plus, minus = basis.to_eigen(x, dim)
     assert plus.shape[dim] == basis.n_plus and minus.shape[dim] == basis.n_minus
     assert basis.n_plus + basis.n_minus == rep.size
-    assert err(basis.from_eigen(plus, minus, dim), x) < 1e-14
+    assert max_err(basis.from_eigen(plus, minus, dim), x) < 1e-14
     # the mirror is diag(+1, -1) in the eigenbasis
     plus_m, minus_m = basis.to_eigen(rep.apply(x, dim), dim)
-    assert err(plus_m, plus) < 1e-14 and err(minus_m, -minus) < 1e-14
+    assert max_err(plus_m, plus) < 1e-14 and max_err(minus_m, -minus) < 1e-14
     # Q is orthogonal: the norm is kept
     assert abs(float(plus.square().sum() + minus.square().sum() - x.square().sum())) < 1e-10
 
@@ -72,10 +67,10 @@ def test_projection_is_the_old_projection_and_counts_free_parameters(rep_in: Rep
     sharing = weight_sharing(rep_in, rep_out)
     assert (w_plus.numel() + w_minus.numel()) // taps == sharing.n_free
     dense = blocks_to_dense(w_plus, w_minus, rep_in, rep_out)
-    assert err(dense, sharing.project_dense(weight)) < 1e-13
+    assert max_err(dense, sharing.project_dense(weight)) < 1e-13
     # an equivariant weight is its own projection; its blocks round-trip
     again = project_blocks(dense, rep_in, rep_out)
-    assert err(again[0], w_plus) < 1e-13 and err(again[1], w_minus) < 1e-13
+    assert max_err(again[0], w_plus) < 1e-13 and max_err(again[1], w_minus) < 1e-13
 
 
 @given(reps())
@@ -84,11 +79,11 @@ def test_vectors_by_orbit_values(rep: Rep) -> None:
     theta = project_vector(v, rep)
     assert theta.numel() == eigenbasis(rep).n_plus == weight_sharing(Rep.trivial(1), rep).n_free
     dense = vector_to_dense(theta, rep)
-    assert err(dense, (v + rep.apply(v)) / 2) < 1e-14
-    assert err(rep.apply(dense), dense) == 0.0  # exactly symmetric
+    assert max_err(dense, (v + rep.apply(v)) / 2) < 1e-14
+    assert max_err(rep.apply(dense), dense) == 0.0  # exactly symmetric
     assert torch.equal(project_vector(dense, rep), theta)  # exact: no sqrt(2)
     plus = vector_to_plus(theta, rep)
-    assert err(eigenbasis(rep).from_eigen(plus, None, 0), dense) < 1e-14
+    assert max_err(eigenbasis(rep).from_eigen(plus, None, 0), dense) < 1e-14
 
 
 def test_errors() -> None:

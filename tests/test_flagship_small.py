@@ -10,6 +10,7 @@ from torch import nn
 
 from symmetrize import Spec, check, symmetrize
 from tests.action_models import Model
+from tests.helpers import Net
 from tests.pose_models import ActionConditionedSeq2Seq, LearnedStateGRU, TemporalModel
 from tests.transformer_models import DualStreamLike, MixSTELike, PoseFormerLike
 
@@ -89,15 +90,9 @@ def test_learned_initial_state_is_mirror_shared() -> None:
 
 
 def test_unconvertible_layout_errors_still_name_the_node() -> None:
-    class Flat(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(10, 34)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(x[:, :10])  # keeps joints whose twins it drops
-
+    # keeps joints whose twins it drops
+    flat = Net(lambda m, x: m.fc(x[:, :10]), fc=nn.Linear(10, 34))
     with pytest.raises(ValueError, match=r"node 'getitem'.*test_flagship_small.py:\d+.*drops "
                                          r"its mirror image.*keep both joints"):
-        symmetrize(Flat(), Spec(input="n (j c)", output="n (j c)", skeleton="h36m",
+        symmetrize(flat, Spec(input="n (j c)", output="n (j c)", skeleton="h36m",
                                 negate=(0,)), (torch.randn(2, 34),))

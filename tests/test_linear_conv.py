@@ -17,14 +17,8 @@ from symmetrize.nn import (
     InvariantLinear,
     is_odd,
 )
-from tests.strategies import reps
-
-TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
-DTYPES = st.sampled_from([torch.float64, torch.float32])
-
-
-def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
+from tests.helpers import TOL, max_err
+from tests.strategies import DTYPES, reps
 
 
 @given(reps(), reps(), DTYPES, st.booleans())

@@ -218,7 +218,7 @@ def test_method_name_and_non_tensor_arguments() -> None:
 
 def test_property_check_can_fail() -> None:
     rep = flat_rep((2, 4), {1: Rep.regular(4)})
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="Tensor-likes are not equal"):
         assert_property(lambda x: x.t(), [randn(2, 4)], [rep], Rep.trivial(8))
 
 

@@ -380,7 +380,8 @@ def test_from_dense_errors(cls: type) -> None:
     other = nn.GRU if cls is ChiralLSTM else nn.LSTM
     with pytest.raises(TypeError, match=other.__name__):
         cls.from_dense(other(REP_IN.size, REP_HIDDEN.size), REP_IN, REP_HIDDEN)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=rf"from_dense expects an nn\.{cls.__name__[6:]}, got "
+                                        r"Linear"):
         cls.from_dense(nn.Linear(6, 7), REP_IN, REP_HIDDEN)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"rep_in has size 6 .* input_size 5"):
         cls.from_dense(DENSE[cls](5, REP_HIDDEN.size), REP_IN, REP_HIDDEN)
@@ -471,16 +472,28 @@ def test_init_scale_matches_plain(cls: type) -> None:
     assert 0.8 < ratio < 1.2, ratio
 
 
-def test_reset_parameters_reaches_the_free_parameters() -> None:
-    from symmetrize.nn import ChiralGRU, ChiralLSTM
-
-    for cls in (ChiralLSTM, ChiralGRU):
-        rnn = cls(Rep.regular(4), Rep.skeleton_hidden("h36m", 2, 1), num_layers=2)
-        with torch.no_grad():
-            for p in rnn.parameters():
-                p.zero_()
-        rnn.reset_parameters()
-        assert all(p.abs().sum() > 0 for p in rnn.parameters())
+@pytest.mark.parametrize("cls", CLASSES)
+def test_reset_parameters_redraws_every_block_at_the_plain_scale(cls: type) -> None:
+    rep_hidden = Rep.skeleton_hidden("h36m", 2, 1)
+    rnn = cls(Rep.pose("h36m", 2), rep_hidden, num_layers=2)
+    with torch.no_grad():
+        for p in rnn.parameters():
+            p.zero_()
+    torch.manual_seed(0)
+    rnn.reset_parameters()
+    drawn = {name: p.detach().clone() for name, p in rnn.named_parameters()}
+    # nn.LSTM / nn.GRU draw every weight from U(-k, k), k = 1 / sqrt(hidden): std k / sqrt(3)
+    std = 1 / np.sqrt(3 * rep_hidden.size)
+    for name in rnn._flat_weights_names:
+        if name.startswith("weight"):
+            dense = getattr(rnn, name).detach()
+            assert 0.9 < float(dense.square().mean().sqrt()) / std < 1.1, name
+    for name, p in drawn.items():  # no block left at zero
+        assert float(p.square().mean().sqrt()) > 0.5 * std, name
+    torch.manual_seed(0)
+    rnn.reset_parameters()  # the draw follows the global seed
+    assert all(torch.equal(p, drawn[name]) for name, p in rnn.named_parameters())
+    assert rnn.self_check() < 1e-10
 
 
 @pytest.mark.parametrize("cell_cls", [nn.LSTMCell, nn.GRUCell])

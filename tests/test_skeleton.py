@@ -171,15 +171,15 @@ def test_unknown_preset_lists_names() -> None:
 
 def test_read_only_attributes() -> None:
     sk = Skeleton.preset("h36m")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="assignment destination is read-only"):
         sk.mirror[0] = 3
     m = sk.mirror
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot set WRITEABLE flag to True"):
         m.setflags(write=True)
     assert sk.mirror[0] == 0
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="property 'names' of 'Skeleton' object has no setter"):
         sk.names = ("a",)  # type: ignore[misc]
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="property 'pairs' of 'Skeleton' object has no setter"):
         sk.pairs = ()  # type: ignore[misc]
     assert isinstance(sk.names, tuple) and isinstance(sk.pairs, tuple) and isinstance(sk.edges, tuple)
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from symmetrize import ConversionError, Rep, Spec, check, symmetrize
 from symmetrize.layout import parse_layout
+from tests.helpers import Net
 
 
 class PoseAndState(nn.Module):
@@ -115,15 +116,8 @@ def test_negative_negate_is_refused_everywhere() -> None:
 
 
 def test_a_free_output_that_mixes_axes_is_refused_at_conversion() -> None:
-    class Heads(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = nn.Linear(34, 36)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(x).view(-1, 4, 9)
-
+    heads = Net(lambda m, x: m.fc(x).view(-1, 4, 9), fc=nn.Linear(34, 36))
     spec = Spec(input="n (j c)", output="free", skeleton="h36m", negate=(0,))
     with pytest.raises(ConversionError, match="output 0 is free, but the mirror mixes several "
                                               "of its axes"):
-        symmetrize(Heads(), spec, (torch.randn(2, 34),), hidden="skeleton")
+        symmetrize(heads, spec, (torch.randn(2, 34),), hidden="skeleton")

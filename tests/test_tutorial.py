@@ -48,9 +48,14 @@ def text_of(nb: Any) -> str:
     return "\n".join(parts)
 
 
-def pictures(nb: Any) -> int:
-    return sum("image/png" in output.get("data", {})
-               for cell in nb.cells for output in cell.get("outputs", []))
+def pictures(cell: Any) -> int:
+    """PNG images a code cell displayed."""
+    return sum("image/png" in output.get("data", {}) for output in cell.get("outputs", []))
+
+
+def drawn(cell: Any) -> int:
+    """Figures a code cell's source shows: ``plt.show()`` and ``display(Image(...))`` calls."""
+    return cell.source.count("plt.show()") + cell.source.count("display(Image(")
 
 
 def test_saved_without_outputs() -> None:
@@ -76,8 +81,11 @@ def test_notebook_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: st
     else:
         assert "using procedural walking from symmetrize.data.synthetic instead" in text
 
-    # the pictures: pose + mirror, Rep matrices, weight sharing, report graph, two in section 5
-    assert pictures(nb) >= 6
+    # the pictures: pose + mirror, Rep matrices, weight sharing, report graph, two in section 5;
+    # every figure a cell draws is rendered, and no cell displays one it does not draw
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert [pictures(cell) for cell in code] == [drawn(cell) for cell in code]
+    assert sum(drawn(cell) for cell in code) >= 6
     assert "VideoPose3DLike" in text and "replaced by ChiralConv1d" in text  # the report
     assert re.search(r"^equivariance check\b.*\bpassed$", text, re.MULTILINE), text  # check()
     assert "parameters: plain MLP 123 -> chiral MLP 62" in text

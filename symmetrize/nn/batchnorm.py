@@ -59,7 +59,12 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
 
     Args:
         rep: how the mirror acts on the channels.
-        eps, momentum, affine, track_running_stats, device, dtype: as for ``nn.BatchNorm1d``.
+        eps: as for ``nn.BatchNorm1d``.
+        momentum: as for ``nn.BatchNorm1d``.
+        affine: as for ``nn.BatchNorm1d``.
+        track_running_stats: as for ``nn.BatchNorm1d``.
+        device: as for ``nn.BatchNorm1d``.
+        dtype: as for ``nn.BatchNorm1d``.
     """
 
     def __init__(self, rep: Rep, eps: float = 1e-5, momentum: float | None = 0.1,

@@ -29,7 +29,12 @@ class ChiralBatchNorm2d(ChiralBatchNorm1d):
 
     Args:
         rep: how the mirror acts on the channels.
-        eps, momentum, affine, track_running_stats, device, dtype: as for ``nn.BatchNorm2d``.
+        eps: as for ``nn.BatchNorm2d``.
+        momentum: as for ``nn.BatchNorm2d``.
+        affine: as for ``nn.BatchNorm2d``.
+        track_running_stats: as for ``nn.BatchNorm2d``.
+        device: as for ``nn.BatchNorm2d``.
+        dtype: as for ``nn.BatchNorm2d``.
     """
 
     _dense_cls = nn.BatchNorm2d

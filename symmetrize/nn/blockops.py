@@ -64,12 +64,13 @@ def block_apply(x: torch.Tensor, dim: int, b_in: EigenBasis, b_out: EigenBasis, 
     ``op(x, weight, bias)`` is the layer's plain kernel (``F.linear``, a convolution); ``bias``
     the bias by its orbit values (:func:`~symmetrize.eigenbasis.project_vector`). Large
     activations change basis with the slice kernels of :mod:`symmetrize.nn.fastbasis` (the
-    weights scaled to match), small ones with gathers. A half whose output is empty is not
+    weights scaled to match), small ones with gathers; a split basis (no pairs: the ``"eigen"``
+    hidden layout) with two ``narrow`` views and a ``cat``. A half whose output is empty is not
     computed; one whose input is empty gives the bias.
     """
     want = ("+" if b_out.n_plus else "") + ("-" if b_out.n_minus else "")
     scale_out = None
-    if use_fast(x) and not b_in.is_identity:
+    if use_fast(x) and not b_in.is_identity and b_in.split is None:
         x_plus, x_minus = to_sums(b_in, x, dim, want)
         if w_plus.numel() + w_minus.numel() <= x.numel():  # fold D into the (smaller) weights
             w_plus = scaled_blocks(w_plus, b_in, b_out, "plus")

@@ -164,8 +164,14 @@ class ChiralConv1d(ChiralConv, nn.Conv1d):
     the kernel taps last; ``weight`` / ``bias`` read as the dense tensors.
 
     Args:
-        rep_in, rep_out: how the mirror acts on input and output channels.
-        kernel_size, stride, padding, dilation, bias, padding_mode: as ``nn.Conv1d``.
+        rep_in: how the mirror acts on the input channels.
+        rep_out: how the mirror acts on the output channels.
+        kernel_size: as for ``nn.Conv1d``.
+        stride: as for ``nn.Conv1d``.
+        padding: as for ``nn.Conv1d``.
+        dilation: as for ``nn.Conv1d``.
+        bias: as for ``nn.Conv1d``.
+        padding_mode: as for ``nn.Conv1d``.
     """
 
     _dense_cls = nn.Conv1d

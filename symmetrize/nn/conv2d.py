@@ -25,8 +25,14 @@ class ChiralConv2d(ChiralConv, nn.Conv2d):
     ST-GCN's temporal ``(k, 1)`` kernels.
 
     Args:
-        rep_in, rep_out: how the mirror acts on input and output channels.
-        kernel_size, stride, padding, dilation, bias, padding_mode: as ``nn.Conv2d``.
+        rep_in: how the mirror acts on the input channels.
+        rep_out: how the mirror acts on the output channels.
+        kernel_size: as for ``nn.Conv2d``.
+        stride: as for ``nn.Conv2d``.
+        padding: as for ``nn.Conv2d``.
+        dilation: as for ``nn.Conv2d``.
+        bias: as for ``nn.Conv2d``.
+        padding_mode: as for ``nn.Conv2d``.
     """
 
     _dense_cls = nn.Conv2d

@@ -296,7 +296,13 @@ class ChiralLSTM(_ChiralRNN, nn.LSTM):
     Args:
         rep_in: how the mirror acts on the input features (``input_size = len(rep_in)``).
         rep_hidden: how it acts on the hidden and cell states (``hidden_size = len(rep_hidden)``).
-        num_layers, bias, batch_first, dropout, bidirectional, device, dtype: as for ``nn.LSTM``.
+        num_layers: as for ``nn.LSTM``.
+        bias: as for ``nn.LSTM``.
+        batch_first: as for ``nn.LSTM``.
+        dropout: as for ``nn.LSTM``.
+        bidirectional: as for ``nn.LSTM``.
+        device: as for ``nn.LSTM``.
+        dtype: as for ``nn.LSTM``.
     """
 
     _dense_cls = nn.LSTM
@@ -318,7 +324,13 @@ class ChiralGRU(_ChiralRNN, nn.GRU):
     Args:
         rep_in: how the mirror acts on the input features (``input_size = len(rep_in)``).
         rep_hidden: how it acts on the hidden state (``hidden_size = len(rep_hidden)``).
-        num_layers, bias, batch_first, dropout, bidirectional, device, dtype: as for ``nn.GRU``.
+        num_layers: as for ``nn.GRU``.
+        bias: as for ``nn.GRU``.
+        batch_first: as for ``nn.GRU``.
+        dropout: as for ``nn.GRU``.
+        bidirectional: as for ``nn.GRU``.
+        device: as for ``nn.GRU``.
+        dtype: as for ``nn.GRU``.
     """
 
     _dense_cls = nn.GRU

@@ -166,6 +166,15 @@ class ChiralModule:
             return None
         return vector_to_plus(getattr(self, f"{name}_plus"), specs[name].rep_out)
 
+    def projected_norm2(self, name: str) -> float:
+        """``|P(t)|^2`` of tensor ``name`` from its blocks (orthonormal coordinates), without
+        building the dense tensor: with ``|t|^2`` of a plain tensor it gives the projection
+        error ``|t - P(t)|^2 = |t|^2 - |P(t)|^2``."""
+        if self._block_specs[name].rep_in is None:
+            plus = self.plus_bias(name)
+            return _norm2(plus) if plus is not None else 0.0
+        return sum(_norm2(b) for b in self._blocks(name).values())
+
     def shared_sharing(self, name: str) -> WeightSharing:
         """The entry-wise :class:`~symmetrize.rep.WeightSharing` of tensor ``name`` (the same
         space of equivariant tensors as its blocks; for inspection and teaching)."""
@@ -173,8 +182,18 @@ class ChiralModule:
         return weight_sharing(spec.rep_in or Rep.trivial(1), spec.rep_out)
 
     def dense_tensor(self, name: str) -> torch.Tensor:
-        """The dense tensor ``name`` computed from its blocks (differentiable)."""
-        return self._block_specs[name].to_dense(self._blocks(name))
+        """The dense tensor ``name`` computed from its blocks (differentiable).
+
+        Computed in float64 and rounded once, so that mirror twins get the same value to the
+        last bit (in float32 the two basis-change sums round differently): the dense tensor is
+        exactly equivariant, and the layer and its export are as equivariant as the plain kernel
+        allows."""
+        blocks = self._blocks(name)
+        dtype = blocks["plus"].dtype
+        if dtype == torch.float64 or not dtype.is_floating_point:
+            return self._block_specs[name].to_dense(blocks)
+        wide = {half: block.double() for half, block in blocks.items()}
+        return self._block_specs[name].to_dense(wide).to(dtype)
 
     def __getattr__(self, name: str) -> Any:
         specs = self.__dict__.get("_block_specs")
@@ -342,3 +361,9 @@ def share_tensor(module: nn.Module, name: str, rep: Rep) -> None:
     parametrize.register_parametrization(
         module, name, SymmetricTensor(rep, tuple(tensor.shape), tensor.dtype, tensor.device),
         unsafe=True)
+
+
+def _norm2(t: torch.Tensor) -> float:
+    """``|t|^2`` accumulated in float64 (no float64 copy of ``t``)."""
+    t = t.detach()
+    return float(torch.sum(t * t, dtype=torch.float64))

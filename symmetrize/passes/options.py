@@ -19,9 +19,11 @@ class ConversionOptions:
     Attributes:
         hidden: the hidden-Rep policy: ``"auto"`` (default: the paper's skeleton layout, regular
             pairs wherever LayerNorm, GELU, softmax or attention cannot take negated channels),
-            ``"skeleton"``, ``"regular"``, a fraction, a Rep, a callable
+            ``"skeleton"``, ``"regular"``, ``"eigen"`` (the mirror's eigenbasis: the fastest
+            layers), a fraction, a Rep, a callable
             ``(module_path, width) -> Rep``, or a dict from module path to any of these.
-        negated_fraction: fraction of each joint's hidden dims that flip sign (skeleton layout).
+        negated_fraction: fraction of each joint's hidden dims that flip sign (skeleton layout;
+            of all hidden channels in the eigen layout).
         activation: ``"tanh"`` (the paper) or ``"mixed"`` (tanh on flipping channels only).
         invariant_at: the path(s) of the invariance layer (a layer or a block).
         weights: ``"project"`` the pretrained weights or ``"reinit"``.

@@ -9,6 +9,7 @@ the compact text of an action.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,8 +153,11 @@ class ConversionReport:
         for row in self.rows:
             if what in (row.name, row.what):
                 return row
-        names = ", ".join(r.what for r in self.rows[:8])
-        raise KeyError(f"no report row {what!r}; rows include {names}, ...")
+        keys = [r.name for r in self.rows] + [r.module for r in self.rows if r.module]
+        close = difflib.get_close_matches(what, keys, n=3)
+        hint = (f"did you mean {', '.join(map(repr, close))}?" if close else
+                f"rows include {', '.join(r.name for r in self.rows[:8])}, ...")
+        raise KeyError(f"no report row {what!r} (a node name or module path); {hint}")
 
     def totals(self) -> dict[str, Any]:
         """The summary figures: parameters, replaced modules, switched activations, error."""
@@ -166,8 +170,9 @@ class ConversionReport:
                 "equivariance_error": self.equivariance_error}
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-able values (schema in README: ``"schema": "symmetrize.report"``,
-        ``"version"``: :data:`~symmetrize.passes.render_json.SCHEMA_VERSION`)."""
+        """The report as JSON-able values, in the schema of docs/report.md
+        (``"schema": "symmetrize.report"``, ``"version"``:
+        :data:`~symmetrize.passes.render_json.SCHEMA_VERSION`)."""
         from symmetrize.passes.render_json import report_dict
         return report_dict(self)
 

@@ -150,26 +150,26 @@ def _rewrite_site(model: nn.Module, path: str, site: Site, propagation: Context,
     _set_submodule(model, path, new, undo)
     decision = propagation.decisions.get(path)
     invariant = decision is not None and decision.constrained_by == "invariant_at"
-    action = "invariance layer" if invariant else (
-        "switched" if detail.startswith("activation") else "replaced")
+    action = "invariance layer" if invariant else ("switched" if site.switch else "replaced")
+    execution = getattr(new, "execution", "blocks")
+    if execution != "blocks":
+        detail += f", computed {execution}"
     return Change(action, detail, before, _count(new), error)
 
 
-def projection_error(dense: nn.Module, chiral: nn.Module) -> float | None:
-    """``|W - P(W)| / |W|`` over the dense module's parameters: how far the pretrained weights
-    were from the equivariant ones they were projected to."""
-    to_dense = getattr(chiral, "to_dense", None)
-    if to_dense is None:
-        return None
+def projection_error(dense: nn.Module, chiral: ChiralModule) -> float | None:
+    """``|W - P(W)| / |W|`` over the tensors the chiral layer stores as blocks: how far the
+    pretrained weights were from the equivariant ones they were projected to. The projection is
+    orthogonal, so ``|W - P(W)|^2 = |W|^2 - |P(W)|^2``, read off the blocks."""
+    total = projected = 0.0
     with torch.no_grad():
-        projected = dict(to_dense().named_parameters())
-        diff = total = 0.0
-        for name, weight in dense.named_parameters():
-            if name in projected:
-                w = weight.detach().double()
-                diff += float((projected[name].detach().double().to(w.device) - w).square().sum())
-                total += float(w.square().sum())
-    return math.sqrt(diff / total) if total > 0 else None
+        for name in getattr(chiral, "_block_specs", {}):
+            weight = getattr(dense, name, None)
+            if isinstance(weight, torch.Tensor):
+                w = weight.detach()
+                total += float(torch.sum(w * w, dtype=torch.float64))
+                projected += chiral.projected_norm2(name)
+    return math.sqrt(max(total - projected, 0.0) / total) if total > 0 else None
 
 
 def _count(module: nn.Module) -> int:

@@ -5,6 +5,10 @@
   :meth:`~symmetrize.rules.context.Context.forbid_signs`).
 - ``"skeleton"``: the paper's layout, always (non-odd activations become tanh).
 - ``"regular"``: swapped pairs, nothing flips sign.
+- ``"eigen"``: channels that stay in place, the last ``fraction`` of them flipping sign: the
+  mirror's eigenbasis itself, so chiral layers between such channels change no basis (fastest;
+  see ``docs/speed.md``). The same equivariant maps as the skeleton layout, with the
+  non-linearities applied to the eigen-coordinates.
 - a fraction: the skeleton layout with that fraction of each joint's dims negated.
 - a :class:`~symmetrize.rep.Rep`, a callable ``(path, width) -> Rep``, or a dict from module path
   to any of these (other paths: ``"auto"``).
@@ -20,10 +24,11 @@ import numpy as np
 from symmetrize.rep import Rep
 from symmetrize.skeleton import Skeleton
 
-__all__ = ["HiddenPolicy", "choose", "is_fraction", "sign_layout", "skeleton_layout"]
+__all__ = ["HiddenPolicy", "choose", "eigen_layout", "is_fraction", "sign_layout",
+           "skeleton_layout"]
 
 HiddenPolicy = str | Rep | Callable[[str, int], Rep] | Mapping[str, Any]
-_NAMES = ("auto", "skeleton", "regular")
+_NAMES = ("auto", "skeleton", "regular", "eigen")
 
 
 def is_fraction(value: Any) -> bool:
@@ -49,8 +54,9 @@ def check_policy(hidden: Any, where: str = "hidden") -> None:
         if not 0 <= float(hidden) <= 1:
             raise ValueError(f"{where} = {hidden!r}: a negated fraction must lie in [0, 1]")
     elif not isinstance(hidden, Rep) and not callable(hidden):
-        raise TypeError(f"{where} must be 'auto', 'skeleton', 'regular', a fraction, a Rep, a "
-                        f"callable (path, width) -> Rep or a dict, got {type(hidden).__name__}")
+        raise TypeError(f"{where} must be 'auto', 'skeleton', 'regular', 'eigen', a fraction, a "
+                        f"Rep, a callable (path, width) -> Rep or a dict, got "
+                        f"{type(hidden).__name__}")
 
 
 def choose(hidden: HiddenPolicy, path: str, width: int, skeleton: Skeleton, fraction: float,
@@ -66,6 +72,9 @@ def choose(hidden: HiddenPolicy, path: str, width: int, skeleton: Skeleton, frac
         rep, reason = choice, "given"
     elif isinstance(choice, str) and choice == "regular":
         rep, reason = Rep.regular(width), "regular pairs (hidden='regular')"
+    elif isinstance(choice, str) and choice == "eigen":
+        rep = eigen_layout(width, fraction)
+        reason = f"eigenbasis layout ({rep.n_negated} of {width} channels flip sign)"
     elif isinstance(choice, str) and choice in ("skeleton", "auto") or is_fraction(choice):
         share = float(choice) if is_fraction(choice) else fraction
         rep = skeleton_layout(path, width, skeleton, share, joints_elsewhere, warn)
@@ -77,8 +86,8 @@ def choose(hidden: HiddenPolicy, path: str, width: int, skeleton: Skeleton, frac
     elif callable(choice):
         rep, reason = choice(path, width), "given (callable)"
     else:
-        raise ValueError(f"hidden policy for '{path}' must be 'auto', 'skeleton', 'regular', a "
-                         f"fraction, a Rep or a callable, got {choice!r}")
+        raise ValueError(f"hidden policy for '{path}' must be 'auto', 'skeleton', 'regular', "
+                         f"'eigen', a fraction, a Rep or a callable, got {choice!r}")
     if not isinstance(rep, Rep) or rep.size != width:
         raise ValueError(f"hidden policy for '{path}' gave {rep}, not a Rep of size {width}")
     return rep, auto, reason
@@ -107,3 +116,11 @@ def sign_layout(width: int, fraction: float) -> Rep:
     """Channels that stay in place, the first ``round(width * fraction)`` flipping sign: one
     joint's features when the joints sit on an axis of their own."""
     return Rep(np.arange(width), np.where(np.arange(width) < round(width * fraction), -1, 1))
+
+
+def eigen_layout(width: int, fraction: float) -> Rep:
+    """Channels that stay in place, the last ``round(width * fraction)`` flipping sign: the
+    mirror's eigenbasis, so a chiral layer between two such axes is two half-width maps on
+    ``narrow`` views, with no basis change."""
+    negated = round(width * fraction)
+    return Rep(np.arange(width), np.where(np.arange(width) >= width - negated, -1, 1))
