@@ -75,13 +75,13 @@ def test_explicit_policies(hidden: Any, expected: Rep, reason: str) -> None:
 
 
 @pytest.mark.parametrize(("hidden", "error", "message"), [
-    ("skeletons", ValueError, r"hidden must be one of 'auto', 'skeleton', 'regular', a fraction, "
-                              r"a Rep, a callable or a dict, got 'skeletons'"),
+    ("skeletons", ValueError, r"hidden must be one of 'auto', 'skeleton', 'regular', 'eigen', a "
+                              r"fraction, a Rep, a callable or a dict, got 'skeletons'"),
     (1.5, ValueError, r"hidden = 1\.5: a negated fraction must lie in \[0, 1\]"),
     ({"a": {"b": 1}}, TypeError, r"hidden\['a'\] must be a policy, not another dict"),
     ({3: "regular"}, TypeError, r"hidden keys must be module paths \(str\), got 3"),
-    (b"auto", TypeError, r"hidden must be 'auto', 'skeleton', 'regular', a fraction, a Rep, a "
-                         r"callable \(path, width\) -> Rep or a dict, got bytes"),
+    (b"auto", TypeError, r"hidden must be 'auto', 'skeleton', 'regular', 'eigen', a fraction, a "
+                         r"Rep, a callable \(path, width\) -> Rep or a dict, got bytes"),
 ])
 def test_unreadable_policies_name_the_key_and_the_choices(hidden: Any, error: type,
                                                           message: str) -> None:

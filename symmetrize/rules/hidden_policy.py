@@ -7,8 +7,7 @@
 - ``"regular"``: swapped pairs, nothing flips sign.
 - ``"eigen"``: channels that stay in place, the last ``fraction`` of them flipping sign: the
   mirror's eigenbasis itself, so chiral layers between such channels change no basis (fastest;
-  see ``docs/speed.md``). The same equivariant maps as the skeleton layout, with the
-  non-linearities applied to the eigen-coordinates.
+  see ``docs/speed.md``); the non-linearities act on eigen-coordinates, not per joint.
 - a fraction: the skeleton layout with that fraction of each joint's dims negated.
 - a :class:`~symmetrize.rep.Rep`, a callable ``(path, width) -> Rep``, or a dict from module path
   to any of these (other paths: ``"auto"``).
