@@ -154,16 +154,11 @@ def _size(n: float) -> str:
 def config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~symmetrize.train.TrainConfig` of ``symmetrize finetune``'s options; a bad
     value is a :class:`CLIError` naming the option."""
-    from symmetrize.train import ConfigError, TrainConfig
+    from symmetrize.finetune import train_config
+    from symmetrize.train import ConfigError
 
     try:
-        return TrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay,
-            grad_clip="auto" if args.grad_clip is None else args.grad_clip, amp=args.amp,
-            device=args.device, seed=args.seed, checkpoint=args.checkpoint,
-            checkpoint_every=args.checkpoint_every, resume=args.resume,
-            max_minutes=args.max_minutes, max_steps=args.max_steps, log=args.log,
-            progress=not args.no_progress, check=not args.no_check)
+        return train_config(args)
     except ConfigError as err:
         option = "--" + err.name.replace("_", "-")
         if err.name == "resume":

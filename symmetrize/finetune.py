@@ -20,7 +20,8 @@ from symmetrize.data.sources import MotionSplit, load_motion_split
 from symmetrize.spec import Spec
 from symmetrize.train import TrainConfig, TrainResult, evaluate, fit
 
-__all__ = ["VARIANTS", "LifterRun", "check_lifter_args", "finetune", "finetune_lifter"]
+__all__ = ["VARIANTS", "LifterRun", "check_lifter_args", "finetune", "finetune_lifter",
+           "train_config"]
 
 #: how :func:`finetune_lifter` trains: converted, plain, plain with VideoPose3D's flip augmentation
 VARIANTS = ("chiral", "plain", "plain+flip")
@@ -118,6 +119,18 @@ def finetune_lifter(model: nn.Module, spec: Spec | None = None, *,
     return LifterRun(model, result, scores, description)
 
 
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`~symmetrize.train.TrainConfig` of ``symmetrize finetune``'s options (a bad
+    value raises :class:`~symmetrize.train.ConfigError`)."""
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay,
+        grad_clip="auto" if args.grad_clip is None else args.grad_clip, amp=args.amp,
+        device=args.device, seed=args.seed, checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every, resume=args.resume,
+        max_minutes=args.max_minutes, max_steps=args.max_steps, log=args.log,
+        progress=not args.no_progress, check=not args.no_check)
+
+
 def finetune(model: nn.Module, spec: Spec | None, args: argparse.Namespace,
              conversion: dict[str, Any], config: TrainConfig | None = None) -> int:
     """``symmetrize finetune``: run :func:`finetune_lifter` from parsed arguments (``config``
@@ -127,13 +140,7 @@ def finetune(model: nn.Module, spec: Spec | None, args: argparse.Namespace,
     from symmetrize.io import save_converted
 
     if config is None:
-        config = TrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay,
-            grad_clip="auto" if args.grad_clip is None else args.grad_clip, amp=args.amp,
-            device=args.device, seed=args.seed, checkpoint=args.checkpoint,
-            checkpoint_every=args.checkpoint_every, resume=args.resume,
-            max_minutes=args.max_minutes, max_steps=args.max_steps, log=args.log,
-            progress=not args.no_progress, check=not args.no_check)
+        config = train_config(args)
     run = finetune_lifter(model, spec, data=args.data, val_subjects=args.val_subjects,
                           frames=args.frames, cameras=args.cameras, noise=args.noise,
                           joint_map=getattr(args, "joint_map", None), load=args.load,

@@ -125,6 +125,17 @@ class _Codebook:
         return f"input element {index}" if len(self.leaves) == 1 else f"element {index} of {where}"
 
 
+def _check_movement(name: str, shape: tuple[int, ...], bad: np.ndarray,
+                    why: Callable[[str, int], str]) -> None:
+    """Raise :class:`NotDataMovementError` at the first flat position where ``bad`` holds;
+    ``why(index text, position)`` says what is wrong there."""
+    hits = np.flatnonzero(bad)
+    if hits.size:
+        p = int(hits[0])
+        raise NotDataMovementError(f"{name} is not pure data movement: "
+                                   + why(fmt_index(np.unravel_index(p, shape)), p))
+
+
 def _output_rep(name: str, where: str, shape: tuple[int, ...], out_a: np.ndarray,
                 out_b: np.ndarray, out_c: np.ndarray, book: _Codebook) -> Rep:
     """The flat Rep of one output from its values on the three encodings."""
@@ -135,21 +146,14 @@ def _output_rep(name: str, where: str, shape: tuple[int, ...], out_a: np.ndarray
     codes = np.zeros(n, dtype=np.int64)
     codes[maybe] = out_a[maybe].astype(np.int64)
     source = maybe & (out_c == book.relabel[codes])
-    bad = np.flatnonzero(~(constant | source))
-    if bad.size:
-        p = int(bad[0])
-        raise NotDataMovementError(
-            f"{name} is not pure data movement: {where} at {fmt_index(np.unravel_index(p, shape))} is "
-            f"{float(out_a[p])!r} on index-encoded inputs, which is neither a copy of one input "
-            f"element nor a constant (arithmetic or a reduction?); it needs a dedicated rule")
+    _check_movement(name, shape, ~(constant | source), lambda at, p: (
+        f"{where} at {at} is {float(out_a[p])!r} on index-encoded inputs, which is neither a copy "
+        f"of one input element nor a constant (arithmetic or a reduction?); it needs a dedicated "
+        f"rule"))
     expected = np.where(source, book.sign[codes] * book.perm[codes], out_a)
-    bad = np.flatnonzero(~same_values(out_b, expected))
-    if bad.size:
-        p = int(bad[0])
-        raise NotDataMovementError(
-            f"{name} is not pure data movement: on mirrored inputs {where} at "
-            f"{fmt_index(np.unravel_index(p, shape))} is not the mirror image of what it copies on the "
-            f"original inputs (the op depends on the values)")
+    _check_movement(name, shape, ~same_values(out_b, expected), lambda at, p: (
+        f"on mirrored inputs {where} at {at} is not the mirror image of what it copies on the "
+        f"original inputs (the op depends on the values)"))
 
     src = np.flatnonzero(source)
     src_codes = codes[src]

@@ -22,8 +22,8 @@ from symmetrize.atomic import check_writable, write_atomic
 from symmetrize.rep import Rep
 from symmetrize.spec import Spec
 
-__all__ = ["FORMAT", "VERSION", "load_converted", "load_error_reason", "read_converted",
-           "save_converted"]
+__all__ = ["FORMAT", "VERSION", "check_readable", "load_converted", "load_error_reason",
+           "read_converted", "save_converted"]
 
 FORMAT = "symmetrize.converted"
 """The ``format`` entry of a file written by :func:`save_converted`."""
@@ -155,15 +155,9 @@ def read_converted(path: str | os.PathLike[str],
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path (str or pathlib.Path), got "
                         f"{type(path).__name__}")
-    where = f"{os.fspath(path)!r}"
-    if Path(path).is_dir():
-        raise IsADirectoryError(f"converted-model file {where} is a directory. Fix: give the "
-                                "file 'symmetrize convert -o' or save_converted wrote")
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"converted-model file {where} does not exist")
-    if Path(path).stat().st_size == 0:
-        raise ValueError(f"converted-model file {where} is empty (0 bytes): an interrupted copy? "
-                         "Fix: save or copy the model again")
+    where = check_readable(path, "converted-model file",
+                           "give the file 'symmetrize convert -o' or save_converted wrote",
+                           ": an interrupted copy? Fix: save or copy the model again")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, ...
@@ -237,6 +231,20 @@ def load_converted(path: str | os.PathLike[str], model: nn.Module,
     _check_keys(converted, state, where, data)
     converted.load_state_dict(state, strict=True)
     return converted
+
+
+def check_readable(path: str | os.PathLike[str], what: str, directory_fix: str,
+                   empty_note: str) -> str:
+    """Raise unless ``path`` is a non-empty file (``what``: how messages name it); return its
+    quoted name for further messages."""
+    where = repr(os.fspath(path))
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{what} {where} is a directory. Fix: {directory_fix}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{what} {where} does not exist")
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f"{what} {where} is empty (0 bytes){empty_note}")
+    return where
 
 
 def load_error_reason(error: BaseException) -> str:

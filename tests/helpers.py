@@ -1,10 +1,12 @@
-"""Helpers the tests share: the error between two tensors, a model's equivariance error under a
+"""Helpers the tests share: the error between two tensors, the file:line of a source line, a model's equivariance error under a
 Spec, one propagation of a small traced module (trace, then decide or a single pass) with a tiny
 skeleton that keeps those graphs small, and the inputs and checkpoints of the BatchNorm tests."""
 
 from __future__ import annotations
 
 import copy
+import inspect
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,7 +26,7 @@ from symmetrize.spec import Spec
 
 __all__ = ["MIXED", "TOL", "TOY", "TOY_POSE", "Net", "action_of", "check_augmented_batch",
            "check_plain_checkpoint", "context", "equivariance_error", "make_input", "max_err",
-           "node_named", "one_pass", "randomise", "settle", "traced"]
+           "node_named", "one_pass", "randomise", "settle", "source_line_of", "traced"]
 
 #: three joints: a mirror pair around a centre joint (the pair is read off the names)
 TOY = Skeleton(["left_hand", "head", "right_hand"])
@@ -52,6 +54,16 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Any:
         return self.function(self, x)
+
+
+def source_line_of(obj: object, text: str) -> str:
+    """``"<file>.py:<line>"`` of the first source line of ``obj`` containing ``text``."""
+    lines, start = inspect.getsourcelines(obj)  # type: ignore[arg-type]
+    name = os.path.basename(inspect.getsourcefile(obj))  # type: ignore[arg-type]
+    for offset, line in enumerate(lines):
+        if text in line:
+            return f"{name}:{start + offset}"
+    raise AssertionError(f"{text!r} not in the source of {obj}")
 
 
 def max_err(a: torch.Tensor, b: torch.Tensor) -> float:

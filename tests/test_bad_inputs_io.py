@@ -71,37 +71,35 @@ READ_CASES = [  # (file, exception, words after the file's name)
 ]
 
 
-@pytest.mark.parametrize("name,error,words", [
+#: each reader, and the calls that must refuse a bad file (both converted-model readers alike)
+READERS: dict[str, list[Callable[[Path], Any]]] = {
+    "converted model": [read_converted, lambda path: load_converted(path, nn.Linear(2, 3))],
+    "checkpoint": [load_checkpoint],
+}
+REFUSALS = [("converted model", *case) for case in [
     *READ_CASES,
     ("plain", ValueError, r"'.*plain.pt' is not a converted-model file \(format None"),
     ("other", ValueError, r"'.*other.pt' is not a converted-model file \(format 'list'"),
     ("newer_model", ValueError, r"'.*newer_model.pt' has format version 99.*upgrade"),
     ("no_state", ValueError, r"'.*no_state.pt' has no 'state_dict' entry: the file is damaged"),
-])
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-def test_read_converted_refuses(name: str, error: type[Exception], words: str,
-                                tmp_path: Path) -> None:
-    files = _files(tmp_path)
-    with pytest.raises(error, match=words):
-        read_converted(files[name])
-    with pytest.raises(error, match=words):
-        load_converted(files[name], nn.Linear(2, 3))
-    assert not (tmp_path / "pwned").exists()  # the pickled command never ran
-
-
-@pytest.mark.parametrize("name,error,words", [
+]] + [("checkpoint", *case) for case in [
     *READ_CASES,
     ("plain", ValueError, r"'.*plain.pt' is not a symmetrize training checkpoint"),
     ("newer_ckpt", ValueError, r"'.*newer_ckpt.pt' has version 99"),
     ("no_model", ValueError, r"'.*no_model.pt' is damaged \(missing model, optimizer, rng\)"),
-])
+]]
+
+
+@pytest.mark.parametrize("reader,name,error,words", REFUSALS,
+                         ids=[f"{r[0]}-{r[1]}" for r in REFUSALS])
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-def test_load_checkpoint_refuses(name: str, error: type[Exception], words: str,
-                                 tmp_path: Path) -> None:
+def test_readers_refuse_bad_files(reader: str, name: str, error: type[Exception], words: str,
+                                  tmp_path: Path) -> None:
     files = _files(tmp_path)
-    with pytest.raises(error, match=words):
-        load_checkpoint(files[name])
-    assert not (tmp_path / "pwned").exists()
+    for read in READERS[reader]:
+        with pytest.raises(error, match=words):
+            read(files[name])
+    assert not (tmp_path / "pwned").exists()  # the pickled command never ran
 
 
 ARGUMENT_CASES: list[tuple[str, Callable[[Path], Any], type[Exception], str]] = [

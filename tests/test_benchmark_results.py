@@ -150,7 +150,7 @@ def test_procedural_fallback_and_resume_from_the_cache(tmp_path: Path) -> None:
     assert json.loads(text_again)["lifting"] == json.loads(text)["lifting"]
 
 
-def test_verdict_rule_and_options() -> None:
+def test_verdict_rule_and_options(capsys: pytest.CaptureFixture[str]) -> None:
     verdict = results_tables.verdict
     assert verdict([10.0, 12.0], [20.0, 22.0], higher_is_better=False) == "wins"
     assert verdict([10.0, 12.0], [20.0, 22.0], higher_is_better=True) == "loses"
@@ -162,10 +162,12 @@ def test_verdict_rule_and_options() -> None:
     args = results.parse_args(["--only", "accuracy", "--device", "cpu"])
     assert args.sections == ["lifting", "forecasting", "actions"] and args.seeds == [0, 1, 2]
     assert args.fractions == [0.1, 0.25, 0.5] and args.jobs * args.threads >= 1
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):  # argparse's usage error
         results.parse_args(["--fractions", "1.0"])
-    with pytest.raises(SystemExit):
+    assert "--fractions [1.0]: each must lie in (0, 1)" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="^2$"):
         results.parse_args(["--only", "efficiency", "--models", "tcn81"])
+    assert "the efficiency section trains tcn27: add it to --models" in capsys.readouterr().err
     tasks = results_protocol.tasks(["tcn27", "poseformer"], [0.5], [0, 1], True)
     assert [(t.model, t.fraction) for t in tasks[:16]] == [("tcn27", 1.0)] * 8 + \
         [("tcn27", 0.5)] * 8  # the efficiency model's runs first

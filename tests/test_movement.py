@@ -1,8 +1,8 @@
-"""Flat Reps through data-movement ops: every op is checked on the property op(T x) == R op(x)."""
+"""Flat Reps through data-movement ops: every op is checked on the property op(T x) == R op(x)
+(errors and realistic chains: tests/test_movement_errors.py)."""
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,93 +11,27 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from symmetrize.action import Action
 from symmetrize.flat_movement import (
-    NotDataMovementError,
-    NotEquivariantError,
     flat_rep,
     forward_rep,
 )
 from symmetrize.rep import Rep
-from tests.strategies import reps
-
-seeded = settings(derandomize=True, max_examples=20, deadline=None)
-
-H36M = Rep.joints("h36m")
-X_NEGATED = Rep.coords(2, (0,))
-
-
-# ----------------------------------------------------------------------------- helpers
-def factor_axes(shape: Sequence[int], flat: Rep, axes: Sequence[int]) -> dict[int, Rep] | None:
-    """Per-axis Reps of a flat Rep over ``axes`` (every other axis untouched, the global sign on
-    the last listed axis), or ``None``: read through :class:`Action`."""
-    if flat.size != math.prod(shape):
-        raise ValueError(f"flat Rep of size {flat.size} does not match shape {tuple(shape)}")
-    action = Action.from_flat(shape, flat)
-    if not axes:
-        return {} if action.is_trivial else None
-    found = action.axes(sign_on=axes[-1])
-    if found is None:
-        return None
-    norm = [a % len(shape) for a in axes]
-    if any(not found[a].is_trivial for a in range(len(shape)) if a not in norm):
-        return None
-    return {key: found[a] for key, a in zip(axes, norm)}
-
-
-
-def mirror(x: torch.Tensor, rep: Rep) -> torch.Tensor:
-    """T x with a flat Rep: reshape to one axis, apply, reshape back."""
-    return rep.apply(x.reshape(-1), 0).reshape(x.shape)
-
-
-def assert_property(op: Callable[..., Any], data: Sequence[torch.Tensor], in_reps: Sequence[Rep],
-                    out_reps: Rep | list[Rep]) -> None:
-    """op(T x) == R_out op(x), exactly, for every output."""
-    out = op(*data)
-    out_mirrored = op(*[mirror(x, r) for x, r in zip(data, in_reps)])
-    if isinstance(out_reps, Rep):
-        out, out_mirrored, out_reps = [out], [out_mirrored], [out_reps]
-    assert len(out) == len(out_mirrored) == len(out_reps)
-    for o, om, r in zip(out, out_mirrored, out_reps):
-        torch.testing.assert_close(om, mirror(o, r), rtol=0, atol=0)
-
-
-def check(op: Callable[..., Any], data: Sequence[torch.Tensor],
-          in_reps: Sequence[Rep]) -> Rep | list[Rep]:
-    """forward_rep on ``op`` plus the semantic check on random data."""
-    out_reps = forward_rep(op, data, in_reps)
-    assert_property(op, data, in_reps, out_reps)
-    return out_reps
-
-
-def randn(*shape: int) -> torch.Tensor:
-    return torch.randn(*shape, dtype=torch.float64)
-
-
-@st.composite
-def sized(draw: st.DrawFn, n: int) -> Rep:
-    return draw(reps(min_size=n, max_size=n))
-
-
-@st.composite
-def product_rep(draw: st.DrawFn, shape: Sequence[int], axes: Sequence[int]) -> Rep:
-    """A flat Rep with a random Rep on each of ``axes`` and identity elsewhere."""
-    return flat_rep(shape, {a: draw(sized(shape[a])) for a in axes})
-
-
-@st.composite
-def any_flat(draw: st.DrawFn, shape: Sequence[int]) -> Rep:
-    """A product of per-axis Reps, or an arbitrary signed permutation of all elements."""
-    if draw(st.booleans()):
-        return draw(sized(math.prod(shape)))
-    return draw(product_rep(shape, range(len(shape))))
-
-
-shapes = st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple)
+from tests.movement_support import (
+    H36M,
+    X_NEGATED,
+    any_flat,
+    assert_property,
+    check,
+    factor_axes,
+    product_rep,
+    randn,
+    seeded,
+    shapes,
+    sized,
+)
 
 
 # ----------------------------------------------------------------------------- flat_rep
@@ -352,84 +286,3 @@ def test_constant_padding_where_the_mirror_does_not_negate() -> None:
     out = check(lambda x: F.pad(x, (0, 0, 1, 1), value=1.0), [x], [negated])
     assert factor_axes((2, 6, 6), out, [1]) == {1: Rep.trivial(1) + Rep.negated(4)
                                                 + Rep.trivial(1)}
-
-
-# ----------------------------------------------------------------------------- errors
-def test_dropping_one_twin_is_not_equivariant() -> None:
-    x = randn(2, 3, 17, 2)
-    rep = flat_rep(x.shape, {2: H36M, 3: X_NEGATED})
-    with pytest.raises(NotEquivariantError,
-                       match=r"at \(0, 0, 2, 0\) copies input element \(0, 0, 2, 0\).*keeps input "
-                             r"element \(0, 0, 2, 0\) but drops its mirror image input element "
-                             r"\(0, 0, 5, 0\)"):
-        forward_rep(lambda x: x[:, :, :5], [x], [rep])
-    with pytest.raises(NotEquivariantError, match=r"holds 2 times but its mirror image input "
-                                                  r"element \(0, 0, 4, 0\) 1 times"):
-        forward_rep(lambda x: x[:, :, [1, 1, 4]], [x], [rep])
-    with pytest.raises(NotEquivariantError, match=r"split is not equivariant: output 0 at .*drops its mirror image"):
-        forward_rep(torch.split, [x, [3, 14], 2], [rep, None, None])
-    check(lambda x: x[:, :, :7], [x], [rep])  # joints 0-6 hold both twins of each pair
-
-
-def test_non_zero_constant_where_the_mirror_negates() -> None:
-    x = randn(2, 4, 6)
-    rep = flat_rep((2, 4, 6), {1: Rep.coords(4, (0, 3))})
-    with pytest.raises(NotEquivariantError, match=r"is the constant 1.0 .*would flip its "
-                                                  r"sign.*only a zero constant"):
-        forward_rep(lambda x: F.pad(x, (1, 1), value=1.0), [x], [rep])
-    with pytest.raises(NotEquivariantError, match="constant -2.5"):
-        forward_rep(F.pad, [x, (1, 1)], [rep, None], kwargs={"value": -2.5})
-    check(lambda x: F.pad(x, (1, 1), value=0.0), [x], [rep])
-
-
-@pytest.mark.parametrize("op", [lambda x: x * 2, lambda x: x.sum(-1), lambda x: x + 1,
-                                lambda x: -x, lambda x: x.sort(-1).values,
-                                lambda x: x.argmax(-1), lambda x: x.float(), lambda x: x.shape])
-def test_arithmetic_is_not_data_movement(op: Callable[[torch.Tensor], Any]) -> None:
-    x = randn(2, 4, 3)
-    for rep in (flat_rep(x.shape, {1: Rep.regular(4), 2: X_NEGATED + Rep.trivial(1)}),
-                Rep.trivial(24)):
-        with pytest.raises(NotDataMovementError, match=r"<lambda>.*not"):
-            forward_rep(op, [x], [rep])
-
-
-def test_abs_is_caught_when_the_mirror_negates() -> None:
-    x = randn(2, 4)
-    with pytest.raises(NotDataMovementError, match="mirrored inputs"):
-        forward_rep(torch.abs, [x], [flat_rep((2, 4), {1: Rep.negated(4)})])
-
-
-def test_bad_arguments() -> None:
-    x = randn(2, 3)
-    with pytest.raises(ValueError, match=r"input 0 of shape \(2, 3\) has 6 elements but its Rep "
-                                         r"has size 5"):
-        forward_rep(lambda x: x, [x], [Rep.trivial(5)])
-    with pytest.raises(ValueError, match="floating-point tensor without a Rep"):
-        forward_rep(torch.cat, [[x, x]], [None])
-    with pytest.raises(ValueError, match="1 inputs but 2 input Reps"):
-        forward_rep(lambda x: x, [x], [Rep.trivial(6), None])
-    with pytest.raises(ValueError, match=r"2\*\*53"):
-        forward_rep(lambda x: x, [torch.empty(2 ** 52, device="meta")], [Rep.trivial(1)])
-    index = torch.tensor([2, 0])
-    out = forward_rep(lambda x, i: x[:, i], [x, index], [flat_rep((2, 3), {1: Rep([2, 1, 0])}),
-                                                         None])
-    assert out == flat_rep((2, 2), {1: Rep.regular(2)})
-
-
-# ----------------------------------------------------------------------------- realistic
-def test_videopose3d_input_chain() -> None:
-    """(N, T, J, C) keypoints -> view(N, T, J*C) -> permute: what the first Conv1d sees."""
-    x = randn(2, 5, 17, 2)
-    rep = flat_rep(x.shape, {2: H36M, 3: X_NEGATED})
-    assert factor_axes(x.shape, rep, [2, 3]) == {2: H36M, 3: X_NEGATED}
-    viewed = check(lambda x: x.view(2, 5, -1), [x], [rep])
-    permuted = check(lambda y: y.permute(0, 2, 1), [x.view(2, 5, -1)], [viewed])
-    assert factor_axes((2, 34, 5), permuted, [1]) == {1: Rep.pose("h36m", 2, negate=(0,))}
-    assert factor_axes((2, 34, 5), permuted, [-1]) is None
-
-
-def test_large_tensor_is_vectorised() -> None:
-    x = torch.empty(4, 81, 17, 2 * 16, dtype=torch.float64)  # ~176k elements
-    rep = flat_rep(x.shape, {2: H36M, 3: Rep.coords(32, range(16))})
-    out = forward_rep(lambda x: F.pad(x.flatten(2).transpose(1, 2), (1, 1)), [x], [rep])
-    assert factor_axes((4, 17 * 32, 83), out, [1]) == {1: H36M.kron(Rep.coords(32, range(16)))}

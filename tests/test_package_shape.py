@@ -4,6 +4,7 @@ import cycle between files, no file over 400 lines."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -70,10 +71,16 @@ FILES = sorted(PACKAGE.rglob("*.py"))
 GRAPH = {_module(f): _imports(f) for f in FILES}
 
 
+def too_long(path: Path, limit: int = 400) -> str | None:
+    """Why ``path`` is too long (more than ``limit`` lines), or ``None``."""
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    return f"{path.name} has {lines} lines: split it by concept" if lines > limit else None
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_files_are_short(path: Path) -> None:
-    lines = len(path.read_text(encoding="utf-8").splitlines())
-    assert lines <= 400, f"{path.relative_to(PACKAGE)} has {lines} lines: split it by concept"
+    problem = too_long(path)
+    assert problem is None, problem
 
 
 def test_every_import_goes_down_or_sideways() -> None:
@@ -88,19 +95,21 @@ def test_every_import_goes_down_or_sideways() -> None:
     assert not upward, "\n".join(upward)
 
 
-def test_no_import_cycle_between_files() -> None:
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph`` (module -> imported modules): its strongly connected
+    components of more than one module (Tarjan), each sorted."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     on: set[str] = set()
     cycles = []
 
-    def visit(v: str) -> None:  # Tarjan's strongly connected components
+    def visit(v: str) -> None:
         index[v] = low[v] = len(index)
         stack.append(v)
         on.add(v)
-        for w in GRAPH.get(v, ()):
-            if w not in GRAPH:
+        for w in graph.get(v, ()):
+            if w not in graph:
                 continue
             if w not in index:
                 visit(w)
@@ -118,9 +127,14 @@ def test_no_import_cycle_between_files() -> None:
             if len(component) > 1:
                 cycles.append(sorted(component))
 
-    for v in GRAPH:
+    for v in graph:
         if v not in index:
             visit(v)
+    return cycles
+
+
+def test_no_import_cycle_between_files() -> None:
+    cycles = find_cycles(GRAPH)
     assert not cycles, f"import cycles: {cycles}"
 
 
@@ -128,3 +142,48 @@ def test_the_check_can_fail() -> None:
     """The layer check sees an upward import (a rule importing a pass would be one)."""
     assert _layer("symmetrize.rules.context") < _layer("symmetrize.passes.decide")
     assert "symmetrize.rules.context" in GRAPH["symmetrize.passes.decide"]
+
+
+def test_the_cycle_and_length_checks_can_fail(tmp_path: Path) -> None:
+    """A planted cycle (through three modules, beside acyclic ones) is found, and a 401-line
+    file is flagged while a 400-line one is not."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"d", "outside"}}
+    assert find_cycles(graph) == [["a", "b", "c"]]
+    assert find_cycles({**graph, "c": {"d"}}) == []
+    assert find_cycles(GRAPH | {"symmetrize.rep": GRAPH["symmetrize.rep"] | {"symmetrize.cli"}})
+    short, long = tmp_path / "short.py", tmp_path / "long.py"
+    short.write_text("x = 1\n" * 400)
+    long.write_text("x = 1\n" * 401)
+    assert too_long(short) is None
+    assert too_long(long) == "long.py has 401 lines: split it by concept"
+
+
+def _documented_layers() -> dict[str, int]:
+    """``{name: layer}`` from the layer diagram of docs/architecture.md (``cli_*`` -> ``cli_``)."""
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    diagram = text.split("```text\n", 1)[1].split("```", 1)[0]
+    names: dict[str, int] = {}
+    layer = -1
+    for line in diagram.splitlines():
+        found = re.match(r"^\s*(\d+)?\s+(.*)$", line)
+        if not found:
+            continue
+        layer = int(found[1]) if found[1] else layer
+        listed = re.sub(r"\(.*?\)", "", re.split(r"\s{2,}", found[2].strip())[0])
+        for name in filter(None, (n.strip().rstrip("/*") for n in listed.split(","))):
+            names[name] = layer
+    return names
+
+
+def test_architecture_doc_matches_the_layers() -> None:
+    """Every name in the doc's diagram sits on the layer the import check uses, and every
+    top-level module or package of symmetrize/ is in the diagram."""
+    documented = _documented_layers()
+    wrong = [f"{name}: doc {layer}, imports {_layer('symmetrize.' + name)}"
+             for name, layer in documented.items() if _layer("symmetrize." + name) != layer]
+    assert not wrong, wrong
+    tops = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir()
+                                                     if (p / "__init__.py").is_file()}
+    missing = [m for m in sorted(tops - {"__init__"})
+               if not any(m == n or (n.endswith("_") and m.startswith(n)) for n in documented)]
+    assert not missing, f"not in the docs/architecture.md diagram: {missing}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import zipfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,38 +118,43 @@ class _JointCount:
             raise ArchiveError(f"{where}: {joints} joints, but {self.first} has {self.count}")
 
 
-def _positions_3d(data: Any, where: str) -> tuple[Positions3D, int | None]:
-    """Checked ``{subject: {action: array}}`` (arrays as given) and the joint count."""
+def _per_action(data: Any, where: str,
+                read: Callable[[Any, str, _JointCount], Any]) -> tuple[dict[str, Any], int | None]:
+    """``{subject: {action: read(value, its location, joint counter)}}`` of a checked
+    ``{subject: {action: value}}`` mapping, and the joint count every array shares."""
     joints = _JointCount()
-    out: Positions3D = {}
+    out: dict[str, Any] = {}
     for subject, actions in _mapping(data, where, "subjects").items():
         here = f"{where}: subject {subject!r}"
-        out[subject] = {}
-        for action, array in _mapping(actions, here, "actions").items():
-            loc = f"{here}, action {action!r}"
-            out[subject][action] = _pose_array(array, loc, 3)
-            joints.check(array, loc)
+        out[subject] = {action: read(value, f"{here}, action {action!r}", joints)
+                        for action, value in _mapping(actions, here, "actions").items()}
     return out, joints.count
+
+
+def _positions_3d(data: Any, where: str) -> tuple[Positions3D, int | None]:
+    """Checked ``{subject: {action: array}}`` (arrays as given) and the joint count."""
+    def read(array: Any, loc: str, joints: _JointCount) -> np.ndarray:
+        checked = _pose_array(array, loc, 3)
+        joints.check(array, loc)
+        return checked
+
+    return _per_action(data, where, read)
 
 
 def _positions_2d(data: Any, where: str) -> tuple[Positions2D, int | None]:
     """Checked ``{subject: {action: [array per camera]}}`` (arrays as given), joint count."""
-    joints = _JointCount()
-    out: Positions2D = {}
-    for subject, actions in _mapping(data, where, "subjects").items():
-        here = f"{where}: subject {subject!r}"
-        out[subject] = {}
-        for action, cameras in _mapping(actions, here, "actions").items():
-            loc = f"{here}, action {action!r}"
-            if not isinstance(cameras, (list, tuple)):
-                raise ArchiveError(f"{loc}: expected a list of arrays (one per camera), "
-                                   f"got {type(cameras).__name__}")
-            out[subject][action] = []
-            for camera, array in enumerate(cameras):
-                cam_loc = f"{loc}, camera {camera}"
-                out[subject][action].append(_pose_array(array, cam_loc, 2))
-                joints.check(array, cam_loc)
-    return out, joints.count
+    def read(cameras: Any, loc: str, joints: _JointCount) -> list[np.ndarray]:
+        if not isinstance(cameras, (list, tuple)):
+            raise ArchiveError(f"{loc}: expected a list of arrays (one per camera), "
+                               f"got {type(cameras).__name__}")
+        arrays = []
+        for camera, array in enumerate(cameras):
+            cam_loc = f"{loc}, camera {camera}"
+            arrays.append(_pose_array(array, cam_loc, 2))
+            joints.check(array, cam_loc)
+        return arrays
+
+    return _per_action(data, where, read)
 
 
 def _check_plain(value: Any, where: str) -> None:

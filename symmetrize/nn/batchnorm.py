@@ -72,9 +72,10 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
                  device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         if not isinstance(rep, Rep):
-            raise TypeError(f"ChiralBatchNorm1d expects a Rep, got {type(rep).__name__}")
+            raise TypeError(f"{type(self).__name__} expects a Rep, got {type(rep).__name__}")
         if rep.size == 0:
-            raise ValueError("ChiralBatchNorm1d needs at least one channel, got an empty Rep")
+            raise ValueError(f"{type(self).__name__} needs at least one channel, got an empty "
+                             f"Rep")
         nn.BatchNorm1d.__init__(self, rep.size, eps=eps, momentum=momentum, affine=affine,
                                 track_running_stats=track_running_stats, device=device,
                                 dtype=dtype)

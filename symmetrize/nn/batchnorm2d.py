@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from symmetrize.nn.batchnorm import ChiralBatchNorm1d
-from symmetrize.rep import Rep
 
 __all__ = ["ChiralBatchNorm2d"]
 
@@ -27,26 +26,10 @@ class ChiralBatchNorm2d(ChiralBatchNorm1d):
     a plain checkpoint are projected, running statistics symmetrised). The layer is an
     ``nn.BatchNorm1d`` subclass (as :class:`ChiralBatchNorm1d`), not an ``nn.BatchNorm2d``.
 
-    Args:
-        rep: how the mirror acts on the channels.
-        eps: as for ``nn.BatchNorm2d``.
-        momentum: as for ``nn.BatchNorm2d``.
-        affine: as for ``nn.BatchNorm2d``.
-        track_running_stats: as for ``nn.BatchNorm2d``.
-        device: as for ``nn.BatchNorm2d``.
-        dtype: as for ``nn.BatchNorm2d``.
+    Args: ``rep`` (how the mirror acts on the channels), then those of ``nn.BatchNorm2d``.
     """
 
     _dense_cls = nn.BatchNorm2d
-
-    def __init__(self, rep: Rep, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True,
-                 device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None) -> None:
-        if not isinstance(rep, Rep):
-            raise TypeError(f"{type(self).__name__} expects a Rep, got {type(rep).__name__}")
-        super().__init__(rep, eps=eps, momentum=momentum, affine=affine,
-                         track_running_stats=track_running_stats, device=device, dtype=dtype)
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() != 4:

@@ -10,9 +10,8 @@ import torch
 from torch import nn
 
 from symmetrize.eigenbasis import eigenbasis
-from symmetrize.nn.blockops import BLOCKS, block_apply, choose_execution
-from symmetrize.nn.linear import check_widths
-from symmetrize.nn.shared import BlockSpec, ChiralModule, building_from
+from symmetrize.nn.blockops import BLOCKS, block_apply
+from symmetrize.nn.weighted import WeightedLayer, check_widths
 from symmetrize.rep import Rep
 
 __all__ = ["ChiralConv1d", "InvariantConv1d"]
@@ -20,18 +19,17 @@ __all__ = ["ChiralConv1d", "InvariantConv1d"]
 _Size = int | tuple[int, ...]
 
 
-class ChiralConv(ChiralModule):
+class ChiralConv(WeightedLayer):
     """Shared by the chiral convolutions: ``_dense_cls`` is the plain class (the second base).
     Every kernel tap is an equivariant channel map, so the weight's blocks are
     ``(n+_out, n+_in, *kernel)`` and ``(n-_out, n-_in, *kernel)``."""
 
     _dense_cls: ClassVar[type[nn.modules.conv._ConvNd]]
-    rep_in: Rep
-    rep_out: Rep
 
-    def _init_conv(self, rep_in: Rep, rep_out: Rep, kernel_size: _Size, stride: _Size,
-                   padding: _Size | str, dilation: _Size, bias: bool, padding_mode: str,
-                   device: torch.device | str | None, dtype: torch.dtype | None) -> None:
+    def __init__(self, rep_in: Rep, rep_out: Rep, kernel_size: _Size, stride: _Size = 1,
+                 padding: _Size | str = 0, dilation: _Size = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         check_widths(type(self).__name__, rep_in.size if isinstance(rep_in, Rep) else -1,
                      rep_out.size if isinstance(rep_out, Rep) else -1, rep_in, rep_out)
         # the plain constructor validates and stores the geometry; its dense tensors are dropped
@@ -41,26 +39,10 @@ class ChiralConv(ChiralModule):
                                  dtype=dtype)
         del self._parameters["weight"]
         self._parameters.pop("bias", None)
-        self.rep_in, self.rep_out = rep_in, rep_out
         taps = tuple(self.kernel_size)  # type: ignore[attr-defined]
         bound = 1.0 / math.sqrt(max(rep_in.size * math.prod(taps), 1))
-        self._register_blocks("weight", BlockSpec(rep_in, rep_out, taps, bound), device, dtype)
-        if bias:
-            self._register_blocks("bias", BlockSpec(None, rep_out, (), bound), device, dtype)
-        else:
-            self.register_parameter("bias_plus", None)
-        self.execution = choose_execution(rep_in, rep_out, eigenbasis)
+        self._register_weight_and_bias(rep_in, rep_out, taps, bound, bias, device, dtype)
         self._sample_blocks()
-
-    @property
-    def has_bias(self) -> bool:
-        return self._parameters.get("bias_plus") is not None
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "bias" and self.__dict__.get("_block_specs") is not None \
-                and "bias" not in self._block_specs:
-            return None
-        return super().__getattr__(name)
 
     def _channel_dim(self, x: torch.Tensor) -> int:
         return 0 if x.dim() == len(self.kernel_size) + 1 else 1  # type: ignore[attr-defined]
@@ -91,12 +73,7 @@ class ChiralConv(ChiralModule):
             raise ValueError(f"{cls.__name__}.from_dense: grouped convolutions (groups="
                              f"{module.groups}) are not supported")
         check_widths(cls.__name__, module.in_channels, module.out_channels, rep_in, rep_out)
-        with building_from(module):
-            layer = cls._from_geometry(module, rep_in, rep_out)
-        layer.assign_dense("weight", module.weight)
-        if module.bias is not None:
-            layer.assign_dense("bias", module.bias)
-        return layer
+        return cls._copy_of(module, lambda: cls._from_geometry(module, rep_in, rep_out))
 
     @classmethod
     def _from_geometry(cls, module: nn.modules.conv._ConvNd, rep_in: Rep, rep_out: Rep) -> Any:
@@ -107,13 +84,8 @@ class ChiralConv(ChiralModule):
         """A plain convolution with the dense weights (same outputs)."""
         module: Any = self
         ref = module.weight_plus
-        dense = self._dense_cls(module.in_channels, module.out_channels,  # type: ignore[call-arg]
-                                module.kernel_size, **_geometry(module, ref))
-        with torch.no_grad():
-            dense.weight.copy_(module.weight)
-            if self.has_bias:
-                dense.bias.copy_(module.bias)
-        return dense
+        return self._fill_dense(self._dense_cls(  # type: ignore[call-arg]
+            module.in_channels, module.out_channels, module.kernel_size, **_geometry(module, ref)))
 
     def _check_io(self, batch: int, generator: torch.Generator, dtype: torch.dtype) -> Any:
         module: Any = self
@@ -129,7 +101,15 @@ class ChiralConv(ChiralModule):
 
 
 class InvariantConv(ChiralConv):
-    """Conversion of the convolutional invariance layers (trivial output Rep)."""
+    """The convolutional invariance layers: a chiral convolution with a trivial output Rep."""
+
+    def __init__(self, rep_in: Rep, out_channels: int, kernel_size: _Size, stride: _Size = 1,
+                 padding: _Size | str = 0, dilation: _Size = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        ChiralConv.__init__(self, rep_in, Rep.trivial(out_channels), kernel_size, stride=stride,
+                            padding=padding, dilation=dilation, bias=bias,
+                            padding_mode=padding_mode, device=device, dtype=dtype)
 
     @classmethod
     def from_dense(cls, module: nn.modules.conv._ConvNd, rep_in: Rep,  # type: ignore[override]
@@ -166,31 +146,13 @@ class ChiralConv1d(ChiralConv, nn.Conv1d):
     Args:
         rep_in: how the mirror acts on the input channels.
         rep_out: how the mirror acts on the output channels.
-        kernel_size: as for ``nn.Conv1d``.
-        stride: as for ``nn.Conv1d``.
-        padding: as for ``nn.Conv1d``.
-        dilation: as for ``nn.Conv1d``.
-        bias: as for ``nn.Conv1d``.
-        padding_mode: as for ``nn.Conv1d``.
+
+    The other arguments are those of ``nn.Conv1d``.
     """
 
     _dense_cls = nn.Conv1d
 
-    def __init__(self, rep_in: Rep, rep_out: Rep, kernel_size: _Size, stride: _Size = 1,
-                 padding: _Size | str = 0, dilation: _Size = 1, bias: bool = True,
-                 padding_mode: str = "zeros", device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None) -> None:
-        self._init_conv(rep_in, rep_out, kernel_size, stride, padding, dilation, bias,
-                        padding_mode, device, dtype)
-
 
 class InvariantConv1d(InvariantConv, ChiralConv1d):
-    """The convolutional invariance layer: a :class:`ChiralConv1d` with a trivial output Rep."""
-
-    def __init__(self, rep_in: Rep, out_channels: int, kernel_size: _Size, stride: _Size = 1,
-                 padding: _Size | str = 0, dilation: _Size = 1, bias: bool = True,
-                 padding_mode: str = "zeros", device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None) -> None:
-        ChiralConv1d.__init__(self, rep_in, Rep.trivial(out_channels), kernel_size,
-                              stride=stride, padding=padding, dilation=dilation, bias=bias,
-                              padding_mode=padding_mode, device=device, dtype=dtype)
+    """The convolutional invariance layer: a :class:`ChiralConv1d` with a trivial output Rep
+    (``out_channels`` wide)."""

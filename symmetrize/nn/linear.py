@@ -9,14 +9,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from symmetrize.eigenbasis import eigenbasis
-from symmetrize.nn.blockops import BLOCKS, block_apply, choose_execution
-from symmetrize.nn.shared import BlockSpec, ChiralModule, building_from
+from symmetrize.nn.blockops import BLOCKS, block_apply
+from symmetrize.nn.weighted import WeightedLayer, check_reps, check_widths
 from symmetrize.rep import Rep
 
 __all__ = ["ChiralLinear", "InvariantLinear"]
 
 
-class ChiralLinear(ChiralModule, nn.Linear):
+class ChiralLinear(WeightedLayer, nn.Linear):
     """``nn.Linear`` with ``f(T_in x) = T_out f(x)``, stored and run in the mirror's eigenbasis.
 
     Features are on the last axis, as for ``nn.Linear``. Parameters: ``weight_plus``
@@ -33,28 +33,12 @@ class ChiralLinear(ChiralModule, nn.Linear):
 
     def __init__(self, rep_in: Rep, rep_out: Rep, bias: bool = True,
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
-        _check_reps(type(self).__name__, rep_in, rep_out)
+        check_reps(type(self).__name__, rep_in, rep_out)
         nn.Module.__init__(self)
         self.in_features, self.out_features = rep_in.size, rep_out.size
-        self.rep_in, self.rep_out = rep_in, rep_out
         bound = 1.0 / max(rep_in.size, 1) ** 0.5  # nn.Linear's init bound
-        self._register_blocks("weight", BlockSpec(rep_in, rep_out, (), bound), device, dtype)
-        if bias:
-            self._register_blocks("bias", BlockSpec(None, rep_out, (), bound), device, dtype)
-        else:
-            self.register_parameter("bias_plus", None)
-        self.execution = choose_execution(rep_in, rep_out, eigenbasis)
+        self._register_weight_and_bias(rep_in, rep_out, (), bound, bias, device, dtype)
         self.reset_parameters()
-
-    @property
-    def has_bias(self) -> bool:
-        return self._parameters.get("bias_plus") is not None
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "bias" and self.__dict__.get("_block_specs") is not None \
-                and "bias" not in self._block_specs:
-            return None
-        return super().__getattr__(name)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.Linear's name
         if self.execution != BLOCKS:
@@ -76,12 +60,7 @@ class ChiralLinear(ChiralModule, nn.Linear):
             raise TypeError(f"{cls.__name__}.from_dense expects an nn.Linear, got "
                             f"{type(module).__name__}")
         check_widths(cls.__name__, module.in_features, module.out_features, rep_in, rep_out)
-        with building_from(module):
-            layer = cls._build(module, rep_in, rep_out)
-        layer.assign_dense("weight", module.weight)
-        if module.bias is not None:
-            layer.assign_dense("bias", module.bias)
-        return layer
+        return cls._copy_of(module, lambda: cls._build(module, rep_in, rep_out))
 
     @classmethod
     def _build(cls, module: nn.Linear, rep_in: Rep, rep_out: Rep) -> ChiralLinear:
@@ -91,13 +70,9 @@ class ChiralLinear(ChiralModule, nn.Linear):
     def to_dense(self) -> nn.Linear:
         """A plain ``nn.Linear`` with the dense weights (same outputs)."""
         ref = self.weight_plus
-        dense = nn.Linear(self.in_features, self.out_features, bias=self.has_bias,
-                          device=ref.device, dtype=ref.dtype)
-        with torch.no_grad():
-            dense.weight.copy_(self.weight)
-            if self.has_bias:
-                dense.bias.copy_(self.bias)
-        return dense
+        return self._fill_dense(nn.Linear(self.in_features, self.out_features,
+                                          bias=self.has_bias, device=ref.device,
+                                          dtype=ref.dtype))
 
     def _check_io(self, batch: int, generator: torch.Generator, dtype: torch.dtype) -> Any:
         x = torch.randn(batch, self.in_features, generator=generator, dtype=dtype)
@@ -133,18 +108,3 @@ class InvariantLinear(ChiralLinear):
         return cls(rep_in, module.out_features, bias=module.bias is not None,
                    device=module.weight.device, dtype=module.weight.dtype)
 
-
-def _check_reps(what: str, rep_in: Any, rep_out: Any) -> None:
-    if not isinstance(rep_in, Rep) or not isinstance(rep_out, Rep):
-        raise TypeError(f"{what} expects Reps for rep_in and rep_out, got "
-                        f"{type(rep_in).__name__} and {type(rep_out).__name__}")
-
-
-def check_widths(what: str, n_in: int, n_out: int, rep_in: Rep, rep_out: Rep) -> None:
-    """Raise unless the Reps' sizes are the plain layer's widths."""
-    _check_reps(what, rep_in, rep_out)
-    if rep_in.size != n_in:
-        raise ValueError(f"{what}: rep_in has size {rep_in.size} but the layer has {n_in} inputs")
-    if rep_out.size != n_out:
-        raise ValueError(f"{what}: rep_out has size {rep_out.size} but the layer has {n_out} "
-                         f"outputs")

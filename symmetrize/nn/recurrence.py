@@ -14,6 +14,7 @@ steps in reverse, then computes the gradient of ``W_hh``'s blocks with one matmu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -26,6 +27,26 @@ __all__ = ["GRUSequence", "LSTMSequence"]
 
 def _steps(n: int, reverse: bool) -> range:
     return range(n - 1, -1, -1) if reverse else range(n)
+
+
+def _backward_steps(n: int, reverse: bool) -> Iterator[tuple[int, int | None]]:
+    """``(t, the step run before t, or None)`` for every step, the last one run first."""
+    order = list(_steps(n, reverse))
+    for k in range(n - 1, -1, -1):
+        yield order[k], (order[k - 1] if k else None)
+
+
+def _gate_buffers(ref: torch.Tensor, steps: int, batch: int,
+                  gates: EigenBasis) -> tuple[torch.Tensor, torch.Tensor]:
+    """Empty ``(T, B, g+)`` and ``(T, B, g-)`` buffers for the gates' gradient halves."""
+    return (ref.new_empty(steps, batch, gates.n_plus), ref.new_empty(steps, batch, gates.n_minus))
+
+
+def _weight_grads(dz_plus: torch.Tensor, dz_minus: torch.Tensor, h_plus: torch.Tensor,
+                  h_minus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recurrent weight blocks' gradients, summed over steps and batch."""
+    return (dz_plus.flatten(0, 1).t() @ h_plus.flatten(0, 1),
+            dz_minus.flatten(0, 1).t() @ h_minus.flatten(0, 1))
 
 
 def _scales(hidden: EigenBasis, gates: EigenBasis, ref: torch.Tensor) -> list[torch.Tensor]:
@@ -93,18 +114,15 @@ class LSTMSequence(torch.autograd.Function):
         hidden, gates = ctx.bases
         d = ctx.scales
         steps, batch, size = cells.shape
-        dz_plus = acts.new_empty(steps, batch, gates.n_plus)
-        dz_minus = acts.new_empty(steps, batch, gates.n_minus)
+        dz_plus, dz_minus = _gate_buffers(acts, steps, batch, gates)
         dh = torch.zeros_like(c0) if d_hn is None else d_hn.clone()
         dc = torch.zeros_like(c0) if d_cn is None else d_cn.clone()
         dz = acts.new_empty(batch, 4 * size)
-        order = list(_steps(steps, ctx.reverse))
-        for k in range(steps - 1, -1, -1):
-            t = order[k]
+        for t, prev in _backward_steps(steps, ctx.reverse):
             if d_out is not None:
                 dh = dh + d_out[t]
             i, f, g, o = acts[t].chunk(4, 1)
-            c_prev = c0 if k == 0 else cells[order[k - 1]]
+            c_prev = c0 if prev is None else cells[prev]
             tc = cells[t].tanh()
             dzi, dzf, dzg, dzo = dz.chunk(4, 1)
             torch.mul(dh, tc, out=dzo).mul_(o * (1 - o))
@@ -117,8 +135,7 @@ class LSTMSequence(torch.autograd.Function):
             zp, zm = zp.mul_(d[2]), zm.mul_(d[3])
             dz_plus[t], dz_minus[t] = zp, zm
             dh = _back(hidden, (zp @ w_plus).mul_(d[0]), (zm @ w_minus).mul_(d[1]))
-        d_w_plus = dz_plus.flatten(0, 1).t() @ h_plus.flatten(0, 1)
-        d_w_minus = dz_minus.flatten(0, 1).t() @ h_minus.flatten(0, 1)
+        d_w_plus, d_w_minus = _weight_grads(dz_plus, dz_minus, h_plus, h_minus)
         # the input projections' gradient in sum coordinates: undo the scale taken above
         return (dz_plus / d[2], dz_minus / d[3], dh, dc, d_w_plus, d_w_minus, None, None,
                 None)
@@ -174,19 +191,17 @@ class GRUSequence(torch.autograd.Function):
         d = ctx.scales
         steps, batch, size = out.shape
         dzx = acts.new_empty(steps, batch, 3 * size)
-        dzh_plus = acts.new_empty(steps, batch, gates.n_plus)
-        dzh_minus = acts.new_empty(steps, batch, gates.n_minus)
+        dzh_plus, dzh_minus = _gate_buffers(acts, steps, batch, gates)
         dh = torch.zeros_like(h0) if d_hn is None else d_hn.clone()
         dzh = acts.new_empty(batch, 3 * size)
-        order = list(_steps(steps, ctx.reverse))
-        for k in range(steps - 1, -1, -1):
-            t = order[k]
+        d_b: torch.Tensor | None = None
+        for t, prev in _backward_steps(steps, ctx.reverse):
             if d_out is not None:
                 dh = dh + d_out[t]
             a = acts[t]
             r, z, n, hn = a[:, :size], a[:, size: 2 * size], a[:, 2 * size: 3 * size], \
                 a[:, 3 * size:]
-            h_prev = h0 if k == 0 else out[order[k - 1]]
+            h_prev = h0 if prev is None else out[prev]
             dn = (dh * (1 - z)).mul_(1 - n * n)  # through tanh
             dx = dzx[t]
             dx[:, 2 * size:] = dn
@@ -196,13 +211,10 @@ class GRUSequence(torch.autograd.Function):
             torch.mul(dn, r, out=dzh[:, 2 * size:])
             zp, zm = _to(gates, dzh)
             if ctx.has_bias:
-                d_b = zp.sum(0) if k == steps - 1 else d_b + zp.sum(0)
+                d_b = zp.sum(0) if d_b is None else d_b + zp.sum(0)
             zp, zm = zp.mul_(d[2]), zm.mul_(d[3])
             dzh_plus[t], dzh_minus[t] = zp, zm
             dh = torch.addcmul(_back(hidden, (zp @ w_plus).mul_(d[0]),
                                      (zm @ w_minus).mul_(d[1])), dh, z)
-        d_w_plus = dzh_plus.flatten(0, 1).t() @ h_plus.flatten(0, 1)
-        d_w_minus = dzh_minus.flatten(0, 1).t() @ h_minus.flatten(0, 1)
-        if not ctx.has_bias or steps == 0:
-            d_b = None
+        d_w_plus, d_w_minus = _weight_grads(dzh_plus, dzh_minus, h_plus, h_minus)
         return dzx, dh, d_w_plus, d_w_minus, d_b, None, None, None

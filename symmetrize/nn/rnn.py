@@ -53,9 +53,9 @@ class _ChiralRNN(ChiralModule):
     rep_in: Rep
     rep_hidden: Rep
 
-    def _init_chiral(self, rep_in: Rep, rep_hidden: Rep, num_layers: int, bias: bool,
-                     batch_first: bool, dropout: float, bidirectional: bool,
-                     device: torch.device | str | None, dtype: torch.dtype | None) -> None:
+    def __init__(self, rep_in: Rep, rep_hidden: Rep, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         if not isinstance(rep_in, Rep) or not isinstance(rep_hidden, Rep):
             raise TypeError(f"{type(self).__name__} expects Reps for rep_in and rep_hidden, got "
                             f"{type(rep_in).__name__} and {type(rep_hidden).__name__}")
@@ -296,23 +296,12 @@ class ChiralLSTM(_ChiralRNN, nn.LSTM):
     Args:
         rep_in: how the mirror acts on the input features (``input_size = len(rep_in)``).
         rep_hidden: how it acts on the hidden and cell states (``hidden_size = len(rep_hidden)``).
-        num_layers: as for ``nn.LSTM``.
-        bias: as for ``nn.LSTM``.
-        batch_first: as for ``nn.LSTM``.
-        dropout: as for ``nn.LSTM``.
-        bidirectional: as for ``nn.LSTM``.
-        device: as for ``nn.LSTM``.
-        dtype: as for ``nn.LSTM``.
+
+    The other arguments are those of ``nn.LSTM`` (``proj_size`` aside).
     """
 
     _dense_cls = nn.LSTM
     _gate_kinds = "uusu"
-
-    def __init__(self, rep_in: Rep, rep_hidden: Rep, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
-        self._init_chiral(rep_in, rep_hidden, num_layers, bias, batch_first, dropout,
-                          bidirectional, device, dtype)
 
 
 class ChiralGRU(_ChiralRNN, nn.GRU):
@@ -324,20 +313,9 @@ class ChiralGRU(_ChiralRNN, nn.GRU):
     Args:
         rep_in: how the mirror acts on the input features (``input_size = len(rep_in)``).
         rep_hidden: how it acts on the hidden state (``hidden_size = len(rep_hidden)``).
-        num_layers: as for ``nn.GRU``.
-        bias: as for ``nn.GRU``.
-        batch_first: as for ``nn.GRU``.
-        dropout: as for ``nn.GRU``.
-        bidirectional: as for ``nn.GRU``.
-        device: as for ``nn.GRU``.
-        dtype: as for ``nn.GRU``.
+
+    The other arguments are those of ``nn.GRU`` (``proj_size`` aside).
     """
 
     _dense_cls = nn.GRU
     _gate_kinds = "uus"
-
-    def __init__(self, rep_in: Rep, rep_hidden: Rep, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
-        self._init_chiral(rep_in, rep_hidden, num_layers, bias, batch_first, dropout,
-                          bidirectional, device, dtype)

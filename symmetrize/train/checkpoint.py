@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from torch import nn
 
 from symmetrize.atomic import write_atomic
-from symmetrize.io import load_error_reason
+from symmetrize.io import check_readable, load_error_reason
 
 __all__ = ["FORMAT", "TRAJECTORY", "load_checkpoint", "restore", "rng_state", "save_checkpoint",
            "set_rng_state"]
@@ -75,15 +74,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         ValueError: not a checkpoint of this format, unreadable or damaged; the message names
             the file.
     """
-    where = repr(os.fspath(path))
-    if Path(path).is_dir():
-        raise IsADirectoryError(f"checkpoint {where} is a directory. Fix: give the checkpoint "
-                                "file (e.g. run.ckpt)")
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {where} does not exist")
-    if Path(path).stat().st_size == 0:
-        raise ValueError(f"checkpoint {where} is empty (0 bytes). Fix: delete it and start the "
-                         "run again")
+    where = check_readable(path, "checkpoint", "give the checkpoint file (e.g. run.ckpt)",
+                           ". Fix: delete it and start the run again")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, ...

@@ -174,22 +174,22 @@ class JointMap:
 
     def _check_mirror(self, target: Skeleton) -> None:
         table = dict(self.joints)
-        for left, right in target.pairs:
-            name, twin = target.names[left], target.names[right]
+        names = target.names
+        twins = [(names[left], names[right]) for left, right in target.pairs]
+        twins += [(names[i], names[i]) for i in target.centre]
+        for name, twin in twins:
             mirrored = self._mirrored(table[name])
-            if sorted(mirrored) != sorted(table[twin]):
+            if sorted(mirrored) == sorted(table[twin]):
+                continue
+            if name != twin:
                 raise self._fail(
                     f"breaks the left/right mirror: {name!r} = {_text(table[name])} mirrors to "
                     f"{_text(mirrored)}, but {twin!r} = {_text(table[twin])}; make the left and "
                     f"right entries mirror each other")
-        for i in target.centre:
-            name = target.names[i]
-            mirrored = self._mirrored(table[name])
-            if sorted(mirrored) != sorted(table[name]):
-                raise self._fail(
-                    f"breaks the left/right mirror: centre joint {name!r} = {_text(table[name])} "
-                    f"is not mirror-symmetric (its mirror is {_text(mirrored)}); give twin "
-                    f"source joints equal weights")
+            raise self._fail(
+                f"breaks the left/right mirror: centre joint {name!r} = {_text(table[name])} "
+                f"is not mirror-symmetric (its mirror is {_text(mirrored)}); give twin "
+                f"source joints equal weights")
 
     # -- use -------------------------------------------------------------------------------------
     @cached_property

@@ -196,12 +196,20 @@ class ShadowTracer(fx.Tracer):
             self._seen.add(key)
             self.specialisations.append(Specialisation(node_name, kind, value, source, expr))
 
-    def _leaf_fix(self) -> str | None:
+    def _leaf_fix(self, advice: str) -> str:
+        """``advice``, after the offer to make the current submodule a leaf (when inside one)."""
         if not self.call_stack:
-            return None
+            return advice
         path, cls = self.call_stack[-1]
         return (f"mark the submodule as a leaf with leaf_modules=[{cls.__name__}] (`{path}`; it "
-                "will then be converted by local symmetrisation or kept)")
+                f"will then be converted by local symmetrisation or kept), or {advice}")
+
+    def _error(self, where: tuple[Any, str] | None, what: str, fix: str) -> TraceError:
+        """The :class:`TraceError` at user frame ``where`` (``(source, code)`` or ``None``)."""
+        source, code = where if where else (None, "")
+        if code:
+            what += f" in `{code}`"
+        return TraceError(self.root_name, source, what, fix)
 
     def _flag_placeholder(self, proxy: fx.Proxy) -> tuple[str, Any] | None:
         """A non-tensor forward argument this proxy's value comes from, if any."""
@@ -220,8 +228,6 @@ class ShadowTracer(fx.Tracer):
 
     def data_dependent(self, proxy: fx.Proxy, op: str) -> TraceError:
         """The error for Python control flow on a value that depends on tensor data."""
-        where = user_frame()
-        source, code = where if where else (None, "")
         flag = self._flag_placeholder(proxy)
         if flag is not None:
             name, value = flag
@@ -234,38 +240,23 @@ class ShadowTracer(fx.Tracer):
             expr = proxy._expr() if isinstance(proxy, ShadowProxy) else proxy.node.name
             what = (f"data-dependent control flow: {op} on `{expr}`, a value computed from tensor "
                     "data (not only sizes)")
-            leaf = self._leaf_fix()
-            fix = (f"{leaf}, or " if leaf else "") + (
+            fix = self._leaf_fix(
                 "move the data-dependent branch out of forward (or express it with torch.where)")
-        if code:
-            what += f" in `{code}`"
-        return TraceError(self.root_name, source, what, fix)
+        return self._error(user_frame(), what, fix)
 
     def value_escape(self, proxy: Any, op: str) -> TraceError:
         """The error for moving tensor data into Python (``.item()``, ``.tolist()``, NumPy)."""
-        where = user_frame()
-        source, code = where if where else (None, "")
-        what = f"data-dependent value: {op} moves tensor data into Python"
-        if code:
-            what += f" in `{code}`"
-        leaf = self._leaf_fix()
-        fix = (f"{leaf}, or " if leaf else "") + (
-            "keep the value a tensor (torch ops instead of Python numbers), or move the "
-            "data-dependent code out of forward")
-        return TraceError(self.root_name, source, what, fix)
+        return self._error(user_frame(), f"data-dependent value: {op} moves tensor data into "
+                           "Python", self._leaf_fix(
+                               "keep the value a tensor (torch ops instead of Python numbers), or "
+                               "move the data-dependent code out of forward"))
 
     def wrap(self, exc: BaseException, operation: str | None = None) -> TraceError:
         """A :class:`TraceError` for any other failure during tracing."""
-        where = exception_frame(exc) or user_frame()
-        source, code = where if where else (None, "")
-        what = operation or f"{type(exc).__name__}: {exc}"
-        if code:
-            what += f" in `{code}`"
-        leaf = self._leaf_fix()
-        fix = (f"{leaf}, or " if leaf else "") + (
-            "check that the model runs eagerly on example_inputs and move untraceable Python "
-            "code out of forward")
-        return TraceError(self.root_name, source, what, fix)
+        return self._error(exception_frame(exc) or user_frame(),
+                           operation or f"{type(exc).__name__}: {exc}", self._leaf_fix(
+                               "check that the model runs eagerly on example_inputs and move "
+                               "untraceable Python code out of forward"))
 
 
 #: einops functions recorded as single ``call_function`` nodes (einops rejects proxies)
