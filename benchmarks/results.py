@@ -41,6 +41,7 @@ for _path in (HERE.parent, HERE.parent / "examples", HERE):
 
 import lift_3d
 import results_apps
+import results_merge
 import results_plots
 import results_protocol as protocol
 import results_runs
@@ -83,8 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="also write the Markdown here (the PNG "
                         "plots next to it)")
     parser.add_argument("--json", type=Path, help="write the raw figures to this file")
-    parser.add_argument("--render", type=Path, metavar="JSON", help="no training: rewrite "
-                        "the Markdown (and plots) from a --json file of an earlier run")
+    parser.add_argument("--render", type=Path, nargs="+", metavar="JSON", help="no training: "
+                        "rewrite the Markdown (and plots) from the --json file of an earlier "
+                        "run, or merge several (results_merge.py says how)")
     args = parser.parse_args(argv)
     chosen = {s for name in (args.only or SECTIONS) for s in ALIASES.get(name, (name,))}
     args.sections = [s for s in SECTIONS if s in chosen]
@@ -104,6 +106,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.jobs < 1 or args.threads < 1:
         parser.error(f"--jobs {args.jobs} --threads {args.threads}: each must be at least 1")
     args.rounds = args.rounds or (2 if args.quick else 7)
+    for path in args.render or []:
+        if not path.is_file():
+            parser.error(f"--render {path}: no such file (give the --json file of a run)")
+    for name in ("out", "json"):
+        path = getattr(args, name)
+        if path is not None and not path.resolve().parent.is_dir():
+            parser.error(f"--{name} {path}: the directory {path.resolve().parent} does not "
+                         "exist; create it first")
     if "efficiency" in args.sections and protocol.EFFICIENCY_MODEL not in args.models:
         parser.error(f"the efficiency section trains {protocol.EFFICIENCY_MODEL}: add it to "
                      "--models or drop efficiency from --only")
@@ -175,13 +185,18 @@ def render(figures: dict[str, Any], plots: Path | None) -> tuple[str, list[table
     """The Markdown of ``figures`` (and, with ``plots``, the PNG files in that folder)."""
     meta = figures["meta"]
     cost = figures.get("study", {}).get("cost")
+    records = figures.get("study", {}).get("records", [])
     walls = ", ".join(f"{k} {_wall(v)}" for k, v in figures["wall_s"].items())
     header = (f"Generated {meta['date']} · torch {meta['torch']} · {meta['device_name']} · "
               f"seeds {' '.join(map(str, meta['seeds']))} · wall time: {walls}"
-              + (f" · training CPU time {_wall(cost['cpu_s'])} for {cost['trainings']} "
-                 f"trainings ({cost['cached']} more from the cache)" if cost else ""))
+              + (f" · {len(records)} trainings, {_wall(sum(r['cpu_s'] for r in records))} of "
+                 f"training-process CPU time in all ({cost['cached']} of them read from the "
+                 "cache of earlier runs)" if cost else ""))
+    commands = [f"`python benchmarks/results.py {' '.join(argv)}`".replace(" `", "`")
+                for argv in meta.get("commands", [meta["argv"]])]
     lines = ["# symmetrize: results", "", header, "",
-             f"Command: `python benchmarks/results.py {' '.join(meta['argv'])}`".rstrip(), ""]
+             ("Command: " if len(commands) == 1 else "Commands (merged with `--render`): ")
+             + ", ".join(commands), ""]
     if not meta["data_found"]:
         lines += [(f"Data: `{meta['data']}` not found, so every application uses procedural "
                    "motion (`symmetrize.data.synthetic`) instead of the CMU takes."), ""]
@@ -190,6 +205,10 @@ def render(figures: dict[str, Any], plots: Path | None) -> tuple[str, list[table
     efficiency_shares = meta["fractions"] if figures.get("efficiency") else []
     lines += [protocol.protocol_paragraph(meta["quick"], len(meta["seeds"]), efficiency_shares),
               "", f"Verdict rule: {tables.RULE}"]
+    per_model = meta.get("seeds_per_model", {})
+    if len(set(per_model.values())) > 1:
+        lines += ["", "**Seeds per lifter** (where they differ from the paragraph above): "
+                  + ", ".join(f"`{m}` {_n_seeds(n)}" for m, n in per_model.items()) + "."]
     comparisons: list[tables.Comparison] = []
     lifting, efficiency = figures.get("lifting", {}), figures.get("efficiency", {})
     if lifting:
@@ -239,6 +258,10 @@ def render(figures: dict[str, Any], plots: Path | None) -> tuple[str, list[table
     return "\n".join(lines), comparisons
 
 
+def _n_seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s") + (" (verdicts *undecided*)" if n == 1 else "")
+
+
 def _run_times(figures: dict[str, Any]) -> str:
     """Per model, share and training: the runs' wall and CPU seconds and steps."""
     groups: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
@@ -278,7 +301,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ``--json``; return the figures."""
     args = parse_args(argv)
     if args.render is not None:
-        figures = json.loads(args.render.read_text())
+        runs = [json.loads(path.read_text()) for path in args.render]
+        figures = runs[0] if len(runs) == 1 else results_merge.merge(runs)
     else:
         figures = _finite(measure(args))
     plots = args.out.parent if args.out is not None else None

@@ -172,3 +172,63 @@ def test_verdict_rule_and_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert [(t.model, t.fraction) for t in tasks[:16]] == [("tcn27", 1.0)] * 8 + \
         [("tcn27", 0.5)] * 8  # the efficiency model's runs first
     assert len(tasks) == 2 * (3 + 4) + 2 * 4 and len({t.key for t in tasks}) == len(tasks)
+
+
+def _figures(models: dict[str, int], *, quick: bool = False, section: str | None = None,
+             argv: tuple[str, ...] = ()) -> dict:
+    """Minimal figures of a run: each lifter's one row with ``n`` per-seed records."""
+    records = [{"model": m, "training": "plain", "seed": s, "fraction": 1.0, "cpu_s": 1.0}
+               for m, n in models.items() for s in range(n)]
+    figures = {"wall_s": {"lifting + efficiency": 10.0},
+               "lifting": {m: {"plain": [{"seed": s} for s in range(n)]}
+                           for m, n in models.items()},
+               "study": {"cost": {"wall_s": 10.0, "cpu_s": 5.0, "trainings": len(records),
+                                  "cached": 0}, "records": records},
+               "meta": {"quick": quick, "seeds": list(range(max(models.values(), default=1))),
+                        "models": list(models), "sections": ["lifting"], "fractions": [],
+                        "argv": list(argv), "data_found": True}}
+    if section:
+        figures[section] = {"from": list(argv)}
+    return figures
+
+
+def test_merge_keeps_each_lifter_from_its_fullest_run_and_every_record_once() -> None:
+    import results_merge
+
+    a = _figures({"tcn27": 3}, section="efficiency", argv=("--models", "tcn27"))
+    b = _figures({"tcn27": 1, "tcn81": 1}, section="speed", argv=("--seeds", "0"))
+    merged = results_merge.merge([a, b])
+    assert {m: len(rows["plain"]) for m, rows in merged["lifting"].items()} == \
+        {"tcn27": 3, "tcn81": 1}
+    assert merged["meta"]["seeds_per_model"] == {"tcn27": 3, "tcn81": 1}
+    assert merged["efficiency"] == {"from": ["--models", "tcn27"]}
+    assert merged["speed"] == {"from": ["--seeds", "0"]}
+    assert len(merged["study"]["records"]) == 4  # tcn27 seed 0 counted once
+    assert merged["study"]["cost"]["cpu_s"] == 10.0
+    assert merged["meta"]["commands"] == [["--models", "tcn27"], ["--seeds", "0"]]
+    assert merged["wall_s"] == {"lifting + efficiency": 20.0}
+
+
+@pytest.mark.parametrize(("runs", "message"), [
+    ([], "at least one run"),
+    ([{"lifting": {}}], "run 0 has no 'meta'"),
+    ([_figures({"tcn27": 1}), _figures({"tcn27": 1}, quick=True)], "--quick figures"),
+])
+def test_merge_refuses_what_it_cannot_merge(runs: list, message: str) -> None:
+    import results_merge
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        results_merge.merge(runs)
+
+
+def test_render_merges_runs_and_names_every_command(quick: tuple[Path, str, str, str],
+                                                    tmp_path: Path) -> None:
+    out = quick[0]
+    result = subprocess.run([sys.executable, str(SCRIPT), "--render", str(out / "r.json"),
+                             str(out / "r.json"), "--out", str(tmp_path / "RESULTS.md")],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    merged = (tmp_path / "RESULTS.md").read_text()
+    assert "Commands (merged with `--render`): " in merged
+    body = re.compile(r"^Generated .*$|^Command.*$", re.MULTILINE)
+    assert body.sub("", merged) == body.sub("", (out / "RESULTS.md").read_text())
