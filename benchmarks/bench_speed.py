@@ -4,8 +4,9 @@ For each model: a train step (forward, MSE loss, backward, Adam step) and infere
 (``torch.no_grad``, eval mode), chiral / plain; chiral inference against plain + flip
 test-time averaging (the plain model run on ``x`` and on the mirrored ``x``); the model exported
 in block form (``export_blocks``) and as plain dense modules (``export_plain``) against plain
-inference. Plain and chiral run interleaved; each figure is the median of the per-round ratios
-(``benchmarks/timing.py``)::
+inference. VideoPose3D and the MLP lifter also appear converted with ``hidden="eigen"`` (rows
+marked so; the other rows use the default hidden policy). Plain and chiral run interleaved;
+each figure is the median of the per-round ratios (``benchmarks/timing.py``)::
 
     PYTHONPATH=. python benchmarks/bench_speed.py [--quick] [--only NAME] [--out FILE]
 """
@@ -48,7 +49,9 @@ class Case:
 
 
 def cases(quick: bool) -> list[Case]:
-    """The five models (published sizes; ``quick``: small ones for a smoke run)."""
+    """The five models (published sizes; ``quick``: small ones for a smoke run), and VideoPose3D
+    and the MLP lifter once more converted with ``hidden="eigen"`` (hidden channels in the
+    mirror's eigenbasis: no basis change between consecutive chiral layers)."""
     from tests.transformer_models import PoseFormerLike
 
     width, frames, batch = (68, 27, 4) if quick else (1024, 243, 64)
@@ -60,9 +63,15 @@ def cases(quick: bool) -> list[Case]:
         Case(f"VideoPose3D {frames}f x {width}, batch {batch}",
              lambda: TemporalModel(filter_widths=widths, channels=width), H36M_SEQ,
              lambda: torch.randn(batch, frames, 17, 2), {}),
+        Case(f"VideoPose3D {frames}f x {width}, batch {batch}, `hidden=\"eigen\"`",
+             lambda: TemporalModel(filter_widths=widths, channels=width), H36M_SEQ,
+             lambda: torch.randn(batch, frames, 17, 2), {"hidden": "eigen"}),
         Case(f"MLP lifter {width} wide, 4 blocks, batch {4 * batch}",
              lambda: MLPLifter(joints_in=17, joints_out=17, size=width, stages=4), H36M_POSE,
              lambda: torch.randn(4 * batch, 17, 2), {}),
+        Case(f"MLP lifter {width} wide, 4 blocks, batch {4 * batch}, `hidden=\"eigen\"`",
+             lambda: MLPLifter(joints_in=17, joints_out=17, size=width, stages=4), H36M_POSE,
+             lambda: torch.randn(4 * batch, 17, 2), {"hidden": "eigen"}),
         Case(f"PoseFormer-style {former['frames']}f, dim {former['dim']}, depth "
              f"{former['depth']}, regular, batch {batch // 2}",
              lambda: PoseFormerLike(**former), H36M_SEQ,
@@ -130,6 +139,11 @@ def measure(case: Case, rounds: int, min_seconds: float) -> dict[str, float]:
             "blocks": infer["blocks"].ratio, "dense": infer["dense"].ratio}
 
 
+def _ms(value: float) -> str:
+    """Milliseconds with three significant digits at most (small models run in under 1 ms)."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
 def table(rows: list[tuple[str, dict[str, float]]], header: str) -> str:
     lines = [header, "",
              "| model | params chiral/plain | plain train step ms | train chiral/plain | "
@@ -137,8 +151,8 @@ def table(rows: list[tuple[str, dict[str, float]]], header: str) -> str:
              "exported blocks/plain | exported dense/plain |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows:
-        lines.append(f"| {name} | {r['params']:.3f} | {r['train_ms']:.0f} | {r['train']:.2f} | "
-                     f"{r['infer_ms']:.0f} | {r['infer']:.2f} | {r['tta']:.2f} | "
+        lines.append(f"| {name} | {r['params']:.3f} | {_ms(r['train_ms'])} | {r['train']:.2f} | "
+                     f"{_ms(r['infer_ms'])} | {r['infer']:.2f} | {r['tta']:.2f} | "
                      f"{r['blocks']:.2f} | {r['dense']:.2f} |")
     return "\n".join(lines) + "\n"
 

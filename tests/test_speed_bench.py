@@ -42,9 +42,11 @@ def test_bench_speed_quick_writes_its_table(tmp_path: Path) -> None:
     out = tmp_path / "speed.md"
     text = bench_speed.main(["--quick", "--rounds", "1", "--only", "MLP", "--out", str(out)])
     assert out.read_text() == text
-    row = [line for line in text.splitlines() if line.startswith("| MLP")]
-    assert len(row) == 1
-    cells = [c.strip() for c in row[0].strip("|").split("|")]
-    assert len(cells) == 9
-    assert 0.4 < float(cells[1]) < 0.6  # about half the parameters
-    assert all(float(c) > 0 for c in cells[2:])
+    rows = [line for line in text.splitlines() if line.startswith("| MLP")]
+    assert len(rows) == 2  # the default hidden policy and hidden="eigen", labelled
+    assert 'hidden="eigen"' not in rows[0] and 'hidden="eigen"' in rows[1]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 9
+        assert 0.4 < float(cells[1]) < 0.6  # about half the parameters
+        assert all(float(c) > 0 for c in cells[2:])

@@ -166,8 +166,8 @@ def projection_error(dense: nn.Module, chiral: ChiralModule) -> float | None:
         for name in getattr(chiral, "_block_specs", {}):
             weight = getattr(dense, name, None)
             if isinstance(weight, torch.Tensor):
-                w = weight.detach()
-                total += float(torch.sum(w * w, dtype=torch.float64))
+                total += float(torch.linalg.vector_norm(weight.detach(),
+                                                        dtype=torch.float64)) ** 2
                 projected += chiral.projected_norm2(name)
     return math.sqrt(max(total - projected, 0.0) / total) if total > 0 else None
 
