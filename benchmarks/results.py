@@ -190,8 +190,9 @@ def render(figures: dict[str, Any], plots: Path | None) -> tuple[str, list[table
     header = (f"Generated {meta['date']} · torch {meta['torch']} · {meta['device_name']} · "
               f"seeds {' '.join(map(str, meta['seeds']))} · wall time: {walls}"
               + (f" · {len(records)} trainings, {_wall(sum(r['cpu_s'] for r in records))} of "
-                 f"training-process CPU time in all ({cost['cached']} of them read from the "
-                 "cache of earlier runs)" if cost else ""))
+                 "training-process CPU time in all" if cost else "")
+              + (" (resumed from the cache of earlier processes: the wall time counts only "
+                 "the last ones)" if cost and cost["cached"] else ""))
     commands = [f"`python benchmarks/results.py {' '.join(argv)}`".replace(" `", "`")
                 for argv in meta.get("commands", [meta["argv"]])]
     lines = ["# symmetrize: results", "", header, "",

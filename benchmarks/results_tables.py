@@ -65,9 +65,10 @@ class Comparison:
     def phrase(self) -> str:
         """``MPJPE **wins** (45.7 vs 64.5, larger std 1.6)``."""
         f = self.figures()
+        spread = (f", larger std {format(f['threshold'], self.fmt)}" if f["runs"] > 1
+                  else ", one seed")
         return (f"{self.metric} **{f['verdict']}** ({format(f['chiral_mean'], self.fmt)} vs "
-                f"{format(f['other_mean'], self.fmt)}, larger std "
-                f"{format(f['threshold'], self.fmt)})")
+                f"{format(f['other_mean'], self.fmt)}{spread})")
 
 
 def verdict_lines(comparisons: list[Comparison]) -> list[str]:
@@ -85,9 +86,9 @@ def values(runs: list[dict[str, Any]], key: str) -> list[float]:
 
 
 def cell(numbers: list[float], fmt: str = ".1f") -> str:
-    """``mean ± std``."""
+    """``mean ± std`` (one run: its value, with no spread to show)."""
     mean, std = mean_std(numbers)
-    return f"{format(mean, fmt)} ± {format(std, fmt)}"
+    return format(mean, fmt) if len(numbers) == 1 else f"{format(mean, fmt)} ± {format(std, fmt)}"
 
 
 def _inference(speed: dict[str, Any] | None, model: str, row: str) -> str:
