@@ -89,7 +89,17 @@ def run_tasks(tasks: list[Task], data: str, *, quick: bool, device: str, jobs: i
             futures = {pool.submit(work, t, data, quick, device, _log(cache, t)): t
                        for t in todo}
             for future in concurrent.futures.as_completed(futures):
-                finished(futures[future], future.result())
+                try:
+                    record = future.result()
+                except Exception as error:
+                    for pending in futures:  # do not train the queue only to drop its results
+                        pending.cancel()
+                    raise RuntimeError(
+                        f"training {futures[future].key} failed ({type(error).__name__}: "
+                        f"{error}); the {done} trainings finished before it are "
+                        + ("cached: rerun to resume" if cache is not None else "lost (no "
+                           "--cache)")) from error
+                finished(futures[future], record)
     return records, {"wall_s": time.perf_counter() - start, "cpu_s": _cpu_seconds() - cpu_start,
                      "trainings": len(todo), "cached": len(tasks) - len(todo)}
 

@@ -233,3 +233,14 @@ def test_render_merges_runs_and_names_every_command(quick: tuple[Path, str, str,
     assert "Commands (merged with `--render`): " in merged
     body = re.compile(r"^Generated .*$|^Command.*$", re.MULTILINE)
     assert body.sub("", merged) == body.sub("", (out / "RESULTS.md").read_text())
+
+
+def test_a_failed_training_stops_the_study_at_once_and_names_itself(tmp_path: Path) -> None:
+    import results_runs
+
+    tasks = [results_protocol.Task("no-such-lifter", "plain", seed, 1.0) for seed in range(4)]
+    with pytest.raises(RuntimeError, match=r"training no-such-lifter-plain-s\d-f1 failed "
+                                           r"\(KeyError: .*rerun to resume"):
+        results_runs.run_tasks(tasks, str(tmp_path / "absent"), quick=True, device="cpu",
+                               jobs=2, threads=1, cache=tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.json"))
