@@ -132,9 +132,6 @@ def test_outputs_are_checked_against_the_spec() -> None:
         one_pass(Outputs(), TOY_POSE, torch.randn(2, 6))
 
 
-@pytest.mark.xfail(strict=True, reason="the tracer does not proxy buffers (fx's "
-                                       "proxy_buffer_attributes is off), so a buffer expanded to "
-                                       "the batch size fails to trace")
 def test_a_buffer_expanded_to_the_batch_is_a_constant_output() -> None:
     ctx = one_pass(Outputs(expand=True), FREE_AND_POSE, torch.randn(2, 6), hidden="regular")
     assert ctx.is_constant(node_named(ctx, "expand")) and not ctx.dirty

@@ -47,8 +47,6 @@ def test_a_learned_edge_importance_becomes_mirror_shared() -> None:
     assert shared.why == f"the einsum in {ctx.where(node_named(gm, 'einsum'))}"
 
 
-@pytest.mark.xfail(strict=True, reason="the einsum rule verifies with the learned tensor's raw "
-                                       "value, before the rewrite makes it mirror-symmetric")
 def test_a_trained_edge_importance_converts() -> None:
     torch.manual_seed(0)
     model = graph(lambda m, x: torch.einsum("nctv,vw->nctw", x, m.A * m.importance))

@@ -193,8 +193,11 @@ def _verify(ctx: Context, node: fx.Node, equation: str, operands: list[Any],
                             dtype=torch.float64)
             plain.append(x)
             mirrored.append(Action.from_axes(tuple(x.shape), reps).apply(x))
-        else:
+        else:  # as the rewrite leaves it: symmetric (a learned tensor behind it is shared)
             value = op.meta["example_value"].detach().to(torch.float64).cpu()
+            keep = Action.from_axes(tuple(value.shape), {a: letters[c].unsigned()
+                                                         for a, c in enumerate(sub)})
+            value = (value + keep.apply(value)) / 2
             plain.append(value)
             mirrored.append(value)
     y = torch.einsum(equation, *plain)

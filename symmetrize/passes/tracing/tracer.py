@@ -45,6 +45,9 @@ class ShadowTracer(fx.Tracer):
         # fx's own record_stack_traces symbolises with CapturedTraceback, which imports
         # torch._dynamo / torch._inductor on first use (seconds): walk the frames ourselves
         self.record_stack_traces = False
+        #: buffers become ``get_attr`` nodes like parameters, so ``self.h0.expand(batch, -1)``
+        #: traces (a plain tensor attribute cannot take a proxy size)
+        self.proxy_buffer_attributes = True
         self.root_name = root_name
         self.inputs = inputs
         #: where the real inputs live (stand-ins answer ``x.device`` with it)
