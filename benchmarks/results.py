@@ -49,6 +49,8 @@ import results_speed
 import results_tables as tables
 import torch
 
+from symmetrize.atomic import check_writable, write_atomic
+
 SECTIONS = ("lifting", "efficiency", "speed", "forecasting", "actions")
 ALIASES = {"accuracy": ("lifting", "forecasting", "actions")}
 QUICK_NOTE = ("**`--quick`: smoke-scale settings (tiny models, a few training steps, one "
@@ -110,10 +112,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not path.is_file():
             parser.error(f"--render {path}: no such file (give the --json file of a run)")
     for name in ("out", "json"):
-        path = getattr(args, name)
-        if path is not None and not path.resolve().parent.is_dir():
-            parser.error(f"--{name} {path}: the directory {path.resolve().parent} does not "
-                         "exist; create it first")
+        if getattr(args, name) is not None:
+            try:
+                check_writable(getattr(args, name), f"--{name} file")
+            except (OSError, ValueError) as error:
+                parser.error(str(error))
     if "efficiency" in args.sections and protocol.EFFICIENCY_MODEL not in args.models:
         parser.error(f"the efficiency section trains {protocol.EFFICIENCY_MODEL}: add it to "
                      "--models or drop efficiency from --only")
@@ -193,7 +196,7 @@ def render(figures: dict[str, Any], plots: Path | None) -> tuple[str, list[table
                  "training-process CPU time in all" if cost else "")
               + (" (resumed from the cache of earlier processes: the wall time counts only "
                  "the last ones)" if cost and cost["cached"] else ""))
-    commands = [f"`python benchmarks/results.py {' '.join(argv)}`".replace(" `", "`")
+    commands = [f"`{' '.join(['python benchmarks/results.py', *argv])}`"
                 for argv in meta.get("commands", [meta["argv"]])]
     lines = ["# symmetrize: results", "", header, "",
              ("Command: " if len(commands) == 1 else "Commands (merged with `--render`): ")
@@ -292,8 +295,6 @@ def _finite(value: Any) -> Any:
 
 
 def _write(path: Path, text: str) -> None:
-    from symmetrize.atomic import write_atomic
-
     write_atomic(path, lambda f: f.write(text.encode()))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -104,9 +104,11 @@ def _paths(value: Any, name: str) -> tuple[str, ...]:
     if isinstance(value, str):
         raise TypeError(f"{name} must be a list of module paths, got the string {value!r} "
                         f"(write {name}=[{value!r}])")
-    if not isinstance(value, Iterable):
-        raise TypeError(f"{name} must be a list of module paths, got {type(value).__name__}")
-    items = tuple(value)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of module paths, got "
+                        f"{type(value).__name__}") from None
     for item in items:
         if not isinstance(item, str):
             raise TypeError(f"{name} must hold module paths (str), got {item!r}")
