@@ -64,6 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=(*SECTIONS, *ALIASES), metavar="SECTION",
                         help="run only these sections: lifting, efficiency, speed, "
                         "forecasting, actions, accuracy (default: all)")
+    parser.add_argument("--protocol", choices=sorted(lift_3d.PROTOCOLS), default="hour",
+                        help="hour (default: the whole study in about an hour on 2 CPU cores) "
+                        "or plateau (slower lr decay, twice the patience: lower errors, about "
+                        "3x the time); see examples/lift_3d.py")
     parser.add_argument("--quick", action="store_true",
                         help="every section at smoke scale (tiny models, a few steps, 1 seed)")
     parser.add_argument("--seeds", type=int, nargs="+", help="default 0 1 2 (--quick: 0)")
@@ -148,7 +152,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         start = time.perf_counter()
         todo = protocol.tasks(args.models if "lifting" in args.sections
                               else [protocol.EFFICIENCY_MODEL], args.fractions, args.seeds,
-                              "efficiency" in args.sections)
+                              "efficiency" in args.sections, args.protocol)
         records, cost = results_runs.run_tasks(
             todo, args.data, quick=args.quick, device=args.device, jobs=args.jobs,
             threads=args.threads, cache=args.cache)
@@ -171,6 +175,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "date": started.isoformat(timespec="seconds"), "torch": torch.__version__,
         "device": args.device, "device_name": device_name(args.device, args.threads, args.jobs),
         "jobs": args.jobs, "threads": args.threads, "seeds": args.seeds, "quick": args.quick,
+        "protocol": args.protocol,
         "models": args.models, "fractions": args.fractions, "sections": args.sections,
         "rounds": args.rounds, "data": args.data, "data_found": Path(args.data).is_dir(),
         "argv": sys.argv[1:], "rule": tables.RULE}
@@ -191,6 +196,7 @@ def render(figures: dict[str, Any], plots: Path | None) -> tuple[str, list[table
     records = figures.get("study", {}).get("records", [])
     walls = ", ".join(f"{k} {_wall(v)}" for k, v in figures["wall_s"].items())
     header = (f"Generated {meta['date']} · torch {meta['torch']} · {meta['device_name']} · "
+              f"protocol `{meta.get('protocol', 'hour')}` · "
               f"seeds {' '.join(map(str, meta['seeds']))} · wall time: {walls}"
               + (f" · {len(records)} trainings, {_wall(sum(r['cpu_s'] for r in records))} of "
                  "training-process CPU time in all" if cost else "")
@@ -206,6 +212,7 @@ def render(figures: dict[str, Any], plots: Path | None) -> tuple[str, list[table
                    "motion (`symmetrize.data.synthetic`) instead of the CMU takes."), ""]
     if meta["quick"]:
         lines += [QUICK_NOTE, ""]
+    lift_3d.use_protocol(meta.get("protocol", "hour"))  # the paragraph quotes its settings
     efficiency_shares = meta["fractions"] if figures.get("efficiency") else []
     lines += [protocol.protocol_paragraph(meta["quick"], len(meta["seeds"]), efficiency_shares),
               "", f"Verdict rule: {tables.RULE}"]

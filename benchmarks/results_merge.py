@@ -32,6 +32,9 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"run {k} has no 'meta': not a results.py --json file")
     if len({bool(r["meta"]["quick"]) for r in runs}) > 1:
         raise ValueError("cannot merge --quick figures with full ones")
+    protocols = sorted({r["meta"].get("protocol", "hour") for r in runs})
+    if len(protocols) > 1:
+        raise ValueError(f"cannot merge runs of different protocols ({', '.join(protocols)})")
     merged: dict[str, Any] = {"wall_s": {}}
     lifting: dict[str, dict[str, list[Any]]] = {}
     seeds_per_model: dict[str, int] = {}

@@ -33,29 +33,34 @@ LITERATURE_RANGE = (37.0, 46.0)
 
 @dataclass(frozen=True)
 class Task:
-    """One model to train: a lifter, a training (``lift_3d.trainings``), a seed and the share
-    of the training takes."""
+    """One model to train: a lifter, a training (``lift_3d.trainings``), a seed, the share
+    of the training takes and the protocol (``lift_3d.PROTOCOLS``)."""
 
     model: str
     training: str
     seed: int
     fraction: float
+    protocol: str = "hour"
 
     @property
     def key(self) -> str:
-        """A file-name-safe identifier (the cache's file name)."""
+        """A file-name-safe identifier (the cache's file name; the default protocol unnamed,
+        so caches of earlier studies stay valid)."""
         return (f"{self.model}-{self.training.replace(':', '-').replace('+', '-')}"
-                f"-s{self.seed}-f{self.fraction:g}")
+                f"-s{self.seed}-f{self.fraction:g}"
+                + ("" if self.protocol == "hour" else f"-{self.protocol}"))
 
 
 def tasks(models: tuple[str, ...] | list[str], fractions: tuple[float, ...] | list[float],
-          seeds: tuple[int, ...] | list[int], efficiency: bool) -> list[Task]:
+          seeds: tuple[int, ...] | list[int], efficiency: bool,
+          protocol: str = "hour") -> list[Task]:
     """Every training of the accuracy tables (each of ``models`` on all the takes) and, with
     ``efficiency``, of the data-efficiency study (:data:`EFFICIENCY_MODEL` on each fraction
-    below 1; its fraction 1 is the accuracy run). The efficiency model's runs come first, so
-    a study cut short has its most complete part."""
+    below 1; its fraction 1 is the accuracy run), under ``protocol``. The efficiency model's
+    runs come first, so a study cut short has its most complete part."""
     def runs(model: str, fraction: float) -> list[Task]:
-        return [Task(model, t, s, fraction) for s in seeds for t in lift_3d.trainings(model)]
+        return [Task(model, t, s, fraction, protocol) for s in seeds
+                for t in lift_3d.trainings(model)]
 
     first = [EFFICIENCY_MODEL] if EFFICIENCY_MODEL in models else []
     out = [t for m in first for t in runs(m, 1.0)]

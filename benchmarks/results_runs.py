@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,19 +32,35 @@ def work(task: Task, data: str, quick: bool, device: str, log: Path | None = Non
          ) -> dict[str, Any]:
     """Train and score one task (``lift_3d.train_and_score``) on its share of the takes,
     logging its steps and evaluations to ``log`` when given."""
+    lift_3d.use_protocol(task.protocol)
     split, source = _split(data, quick)
     part = split.subset(task.fraction, task.seed) if task.fraction < 1 else split
     started = time.time()
     record = lift_3d.train_and_score(task.model, task.training, task.seed, part, quick, device,
                                      None if log is None else str(log))
     record.update(model=task.model, training=task.training, seed=task.seed,
-                  fraction=task.fraction, data=source, pid=os.getpid(), started=started,
-                  threads=torch.get_num_threads())
+                  fraction=task.fraction, protocol=task.protocol, data=source, pid=os.getpid(),
+                  started=started, threads=torch.get_num_threads())
     return record
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    """Set the worker's torch threads; with ``parent`` (a pid), exit when that process is gone.
+
+    A killed ``results.py`` (SIGKILL, an out-of-memory kill) cannot stop its pool, so its
+    workers would go on training and holding their tasks' log locks, and a restarted study
+    would then fail on those locks."""
     torch.set_num_threads(threads)
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), name="exit-with-parent",
+                         daemon=True).start()
+
+
+def _exit_with(parent: int, every: float = 0.5) -> None:
+    """Poll until this process's parent is no longer ``parent``, then exit at once."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)  # no cleanup: the task's partial record is worthless, its cache file unwritten
 
 
 def run_tasks(tasks: list[Task], data: str, *, quick: bool, device: str, jobs: int,
@@ -85,7 +102,7 @@ def run_tasks(tasks: list[Task], data: str, *, quick: bool, device: str, jobs: i
         context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context,
                                                     initializer=_init_worker,
-                                                    initargs=(threads,)) as pool:
+                                                    initargs=(threads, os.getpid())) as pool:
             futures = {pool.submit(work, t, data, quick, device, _log(cache, t)): t
                        for t in todo}
             for future in concurrent.futures.as_completed(futures):

@@ -6,9 +6,10 @@ take is filmed by 4 random virtual cameras; the validation takes by 2 other came
 stopping and by 4 more for the reported test figures, so the checkpoint is never picked on the
 frames it is scored on. A lifter maps normalised 2D keypoints to root-relative 3D joints in the
 camera frame. Each variant trains with ``symmetrize.train.fit`` (Adam, lr 1e-3 halved every
-500 steps) until its validation MPJPE has not improved by more than 0.5 mm for 10 evaluations
+300 steps) until its validation MPJPE has not improved by more than 0.5 mm for 5 evaluations
 (one every 100 steps; at most 5000 steps), and its best weights are kept (:data:`PROTOCOL`,
-``symmetrize.demo.FULL_PROTOCOL``). Variants:
+``symmetrize.demo.FULL_PROTOCOL``); ``--protocol plateau`` halves the rate every 500 steps and
+waits 10 evaluations (lower errors, about three times the training). Variants:
 
 - plain; plain + flip augmentation; plain + flip augmentation + flip test-time averaging (the
   same model, two forward passes at test time: VideoPose3D's recipe);
@@ -56,9 +57,25 @@ PROTOCOL = {key: FULL_PROTOCOL[key] for key in (
     "downsample", "train_cameras", "stop_cameras", "lr", "lr_half_life", "eval_every",
     "patience", "min_delta", "max_steps")}
 PROTOCOL["test_cameras"] = 4
+#: the protocols (``--protocol``): ``"hour"`` (:data:`PROTOCOL` as first defined: the whole
+#: study of ``benchmarks/results.py`` in about an hour on 2 CPU cores) and ``"plateau"`` (a
+#: slower learning-rate decay and twice the patience: lower errors for about three times the
+#: training time)
+PROTOCOLS = {"hour": dict(PROTOCOL),
+             "plateau": {**PROTOCOL, "lr_half_life": 500, "patience": 10}}
 #: ``--quick``: a smoke run of seconds (its figures mean nothing)
 QUICK = {**PROTOCOL, "downsample": 16, "train_cameras": 1, "stop_cameras": 1, "test_cameras": 1,
          "eval_every": 2, "patience": 2, "min_delta": 0.0, "max_steps": 6}
+
+
+def use_protocol(name: str) -> None:
+    """Make :data:`PROTOCOL` the protocol ``name`` of :data:`PROTOCOLS` (for this process: every
+    function here reads it when called)."""
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; the protocols are "
+                         f"{', '.join(map(repr, PROTOCOLS))}")
+    PROTOCOL.clear()
+    PROTOCOL.update(PROTOCOLS[name])
 
 
 @dataclass(frozen=True)
@@ -103,20 +120,31 @@ VARIANTS = {
     "plain + flip aug + flip TTA": ("plain+flip", None, True),
     "chiral (skeleton Reps, tanh)": ("chiral", "skeleton", False),
     "chiral (regular Reps, ReLU)": ("chiral", "regular", False),
+    "chiral (eigen layout, tanh)": ("chiral", "eigen", False),
 }
 TRAININGS = ("plain", "plain+flip", "chiral:skeleton", "chiral:regular")
+#: trainings run only when asked for (``--trainings``): the eigenbasis layout
+#: (``hidden="eigen"``, the fastest chiral layers; docs/speed.md), for lifters without LayerNorm
+OPTIONAL = {"chiral:eigen": ("tcn27", "tcn81")}
 
 
 def trainings(lifter: str) -> list[str]:
-    """The models ``lifter`` trains per seed (the TTA row reuses ``plain+flip``)."""
+    """The models ``lifter`` trains per seed by default (the TTA row reuses ``plain+flip``)."""
     return [t for t in TRAININGS
             if not t.startswith("chiral:") or t.split(":")[1] in LIFTERS[lifter].layouts]
 
 
-def rows(lifter: str) -> list[str]:
-    """The table rows of ``lifter`` (a chiral layout it cannot take has none)."""
+def can_train(lifter: str, training: str) -> bool:
+    """Whether ``training`` (default or :data:`OPTIONAL`) exists for ``lifter``."""
+    return training in trainings(lifter) or lifter in OPTIONAL.get(training, ())
+
+
+def rows(lifter: str, trained: list[str] | None = None) -> list[str]:
+    """The table rows of ``lifter`` given its ``trained`` trainings (default
+    :func:`trainings`); a row whose training did not run has none."""
+    trained = trainings(lifter) if trained is None else trained
     return [name for name, (training, hidden, _) in VARIANTS.items()
-            if hidden is None or hidden in LIFTERS[lifter].layouts]
+            if (f"{training}:{hidden}" if hidden else training) in trained]
 
 
 def load_split(data: str, quick: bool = False, joint_map: Any = None) -> tuple[MotionSplit, str]:
@@ -237,17 +265,20 @@ def row_scores(records: dict[str, dict[str, Any]], row: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, split: MotionSplit | None = None) -> dict[str, Any]:
-    """Train every variant of ``args.model`` on every seed; print each run and the table;
-    return ``{"model", "data", "fraction", "seeds", "rows": {row: [per seed]}}``."""
+    """Train ``args.trainings`` (default: every variant) of ``args.model`` on every seed under
+    ``args.protocol``; print each run and the table; return ``{"model", "data", "fraction",
+    "seeds", "rows": {row: [per seed]}}``."""
+    use_protocol(args.protocol)
     source = args.data
     if split is None:
         split, source = load_split(args.data, args.quick, args.joint_map)
     print(f"data: {split.description}", flush=True)
-    table: dict[str, list[dict[str, Any]]] = {row: [] for row in rows(args.model)}
+    todo = args.trainings or trainings(args.model)
+    table: dict[str, list[dict[str, Any]]] = {row: [] for row in rows(args.model, todo)}
     for seed in args.seeds:
         part = split.subset(args.fraction, seed) if args.fraction < 1 else split
         records = {t: train_and_score(args.model, t, seed, part, args.quick, args.device)
-                   for t in trainings(args.model)}
+                   for t in todo}
         for row, runs in table.items():
             runs.append(row_scores(records, row))
             r = runs[-1]
@@ -279,13 +310,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fraction", type=float, default=1.0, metavar="F",
                         help="train on this share of the training takes, drawn per seed "
                         "(at least one take; default 1)")
+    parser.add_argument("--trainings", nargs="+", metavar="T",
+                        choices=(*TRAININGS, *OPTIONAL),
+                        help="the models to train per seed (default: plain, plain+flip and the "
+                        "lifter's chiral layouts; chiral:eigen on request)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="hour",
+                        help="hour (default: lr halved every 300 steps, patience 5) or plateau "
+                        "(every 500 steps, patience 10: lower errors, about 3x the time)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     args = parser.parse_args(argv)
     if not 0.0 < args.fraction <= 1.0:
         parser.error(f"--fraction must be in (0, 1], got {args.fraction}")
+    for training in args.trainings or ():
+        if not can_train(args.model, training):
+            parser.error(f"--trainings {training}: --model {args.model} cannot take it (its "
+                         f"trainings: {', '.join(trainings(args.model))})")
     if args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     return args

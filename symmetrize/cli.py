@@ -252,7 +252,8 @@ def _add_conversion_args(parser: argparse.ArgumentParser) -> None:
                             "pairs only, activations kept) or eigen (channels in the mirror's "
                             "eigenbasis: fastest)")
     group.add_argument("--negated-fraction", type=fraction, metavar="F",
-                       help="fraction of each joint's hidden dims that flip sign (default 1/3)")
+                       help="fraction of hidden dims that flip sign (default: 1/3 in the "
+                            "skeleton layout, 1/2 with --hidden eigen)")
     group.add_argument("--activation", choices=("tanh", "mixed"),
                        help="a non-odd activation on flipping channels becomes tanh (default) "
                             "or is kept on the channels that do not flip (mixed)")

@@ -30,8 +30,8 @@ __all__ = ["FULL_PROTOCOL", "VideoPose3DLike", "run_demo"]
 #: improvement of more than ``min_delta`` metres)
 FULL_PROTOCOL: dict[str, Any] = {
     "channels": 128, "dropout": 0.25, "frames_out": 8, "batch": 64, "downsample": 4,
-    "train_cameras": 4, "stop_cameras": 2, "lr": 1e-3, "lr_half_life": 500, "eval_every": 100,
-    "patience": 10, "min_delta": 0.0005, "max_steps": 5000}
+    "train_cameras": 4, "stop_cameras": 2, "lr": 1e-3, "lr_half_life": 300, "eval_every": 100,
+    "patience": 5, "min_delta": 0.0005, "max_steps": 5000}
 
 
 class VideoPose3DLike(nn.Module):

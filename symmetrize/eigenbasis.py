@@ -157,6 +157,10 @@ class EigenBasis:
         dim = self._check(x, dim, "to_eigen")
         if self.split is not None:
             p0, m0 = self.split
+            if halves == "+-" and self.n_plus and self.n_minus:  # one split: its backward is a cat
+                first, second = x.split([self.n_plus, self.n_minus] if p0 < m0
+                                        else [self.n_minus, self.n_plus], dim)
+                return (first, second) if p0 < m0 else (second, first)
             return (x.narrow(dim, p0, self.n_plus) if "+" in halves else None,
                     x.narrow(dim, m0, self.n_minus) if "-" in halves else None)
         if self.adjacent:

@@ -158,6 +158,11 @@ class ToEigen(nn.Module):
                                  persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        basis = eigenbasis(self.rep)
+        if basis.split is not None:  # no pairs, each half contiguous (the eigen layout): views
+            plus, minus = basis.to_eigen(x, self.dim)
+            assert plus is not None and minus is not None
+            return plus, minus
         if _fast(x):
             plus, minus = fast_sums(eigenbasis(self.rep), x, self.dim % x.dim(), "+-")
             assert plus is not None and minus is not None
@@ -191,6 +196,9 @@ class FromEigen(nn.Module):
                                  persistent=False)
 
     def forward(self, plus: torch.Tensor, minus: torch.Tensor) -> torch.Tensor:
+        basis = eigenbasis(self.rep)
+        if basis.split is not None:  # the halves side by side: a cat
+            return basis.from_eigen(plus, minus, self.dim)
         if _fast(plus):
             return fast_unsums(eigenbasis(self.rep), plus, minus, self.dim % plus.dim())
         shape = [1] * plus.dim()

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -173,10 +176,29 @@ def test_verdict_rule_and_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert [(t.model, t.fraction) for t in tasks[:16]] == [("tcn27", 1.0)] * 8 + \
         [("tcn27", 0.5)] * 8  # the efficiency model's runs first
     assert len(tasks) == 2 * (3 + 4) + 2 * 4 and len({t.key for t in tasks}) == len(tasks)
+    plateau = results_protocol.tasks(["tcn27"], [], [0], False, "plateau")
+    assert [t.key for t in plateau][:2] == ["tcn27-plain-s0-f1-plateau",
+                                            "tcn27-plain-flip-s0-f1-plateau"]
+    assert tasks[0].key == "tcn27-plain-s0-f1"  # the default protocol keeps earlier caches
+
+
+def test_protocols_differ_only_in_decay_and_patience() -> None:
+    hour, plateau = lift_3d.PROTOCOLS["hour"], lift_3d.PROTOCOLS["plateau"]
+    assert {k for k in hour if hour[k] != plateau[k]} == {"lr_half_life", "patience"}
+    assert (hour["lr_half_life"], hour["patience"]) == (300, 5)
+    try:
+        lift_3d.use_protocol("plateau")
+        assert lift_3d.PROTOCOL == plateau
+        assert "halved every 500 steps" in results_protocol.protocol_paragraph(False, 3, [])
+    finally:
+        lift_3d.use_protocol("hour")
+    assert "halved every 300 steps" in results_protocol.protocol_paragraph(False, 3, [])
+    with pytest.raises(ValueError, match="unknown protocol 'fast'; the protocols are 'hour'"):
+        lift_3d.use_protocol("fast")
 
 
 def _figures(models: dict[str, int], *, quick: bool = False, section: str | None = None,
-             argv: tuple[str, ...] = ()) -> dict:
+             argv: tuple[str, ...] = (), protocol: str | None = None) -> dict:
     """Minimal figures of a run: each lifter's one row with ``n`` per-seed records."""
     records = [{"model": m, "training": "plain", "seed": s, "fraction": 1.0, "cpu_s": 1.0}
                for m, n in models.items() for s in range(n)]
@@ -188,6 +210,8 @@ def _figures(models: dict[str, int], *, quick: bool = False, section: str | None
                "meta": {"quick": quick, "seeds": list(range(max(models.values(), default=1))),
                         "models": list(models), "sections": ["lifting"], "fractions": [],
                         "argv": list(argv), "data_found": True}}
+    if protocol is not None:  # figures of earlier runs have no protocol: the default one
+        figures["meta"]["protocol"] = protocol
     if section:
         figures[section] = {"from": list(argv)}
     return figures
@@ -214,6 +238,8 @@ def test_merge_keeps_each_lifter_from_its_fullest_run_and_every_record_once() ->
     ([], "at least one run"),
     ([{"lifting": {}}], "run 0 has no 'meta'"),
     ([_figures({"tcn27": 1}), _figures({"tcn27": 1}, quick=True)], "--quick figures"),
+    ([_figures({"tcn27": 1}), _figures({"tcn27": 1}, protocol="plateau")],
+     "runs of different protocols (hour, plateau)"),
 ])
 def test_merge_refuses_what_it_cannot_merge(runs: list, message: str) -> None:
     import results_merge
@@ -244,3 +270,40 @@ def test_a_failed_training_stops_the_study_at_once_and_names_itself(tmp_path: Pa
         results_runs.run_tasks(tasks, str(tmp_path / "absent"), quick=True, device="cpu",
                                jobs=2, threads=1, cache=tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("*.json"))
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not reaped, does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+def test_a_worker_exits_when_the_study_is_killed(tmp_path: Path) -> None:
+    paths = [str(ROOT / "benchmarks"), str(ROOT / "examples"), str(ROOT)]
+    worker = ("import os, sys, time; sys.path[:0] = %r; import results_runs; "
+              "results_runs._init_worker(1, os.getppid()); print('ready', flush=True); "
+              "time.sleep(120)" % paths)
+    study = ("import subprocess, sys, time; w = subprocess.Popen([sys.executable, '-c', %r]); "
+             "print(w.pid, flush=True); time.sleep(120)" % worker)
+    parent = subprocess.Popen([sys.executable, "-c", study], stdout=subprocess.PIPE, text=True)
+    pid = None
+    try:
+        assert parent.stdout is not None
+        lines = sorted(parent.stdout.readline().strip() for _ in range(2))  # pid, "ready"
+        assert lines[1] == "ready", lines
+        pid = int(lines[0])
+        assert _alive(pid), "the worker should run while the study does"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 60
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(pid), "the worker outlived the killed study"
+    finally:
+        parent.kill()
+        if pid is not None and _alive(pid):
+            os.kill(pid, signal.SIGKILL)

@@ -195,7 +195,11 @@ def test_export_blocks_same_outputs_plain_modules_and_pickles(converted: nn.Modu
 @pytest.mark.skipif(importlib.util.find_spec("onnxscript") is None
                     or importlib.util.find_spec("onnx") is None,
                     reason="needs onnx and onnxscript (the [dev] extra)")
-def test_export_blocks_to_onnx(converted: nn.Module, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("hidden", ["regular", "eigen"])
+def test_export_blocks_to_onnx(converted: nn.Module, hidden: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    if hidden != "regular":
+        torch.manual_seed(0)
+        converted = symmetrize(Lifter(), H36M, (torch.randn(2, 9, 17, 2),), hidden=hidden).eval()
     blocks = export_blocks(converted)
     path = tmp_path / "lifter.onnx"
     with warnings.catch_warnings():
@@ -206,7 +210,11 @@ def test_export_blocks_to_onnx(converted: nn.Module, tmp_path) -> None:  # type:
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
     ops = {node.op_type for node in model.graph.node}
-    assert "Conv" in ops and "Gather" in ops
+    assert "Conv" in ops
+    if hidden == "regular":  # pairs: gathers into the eigenbasis
+        assert "Gather" in ops
+    else:  # hidden channels already in the eigenbasis: halves split off and concatenated
+        assert {"Split", "Concat"} <= ops and "Gather" not in ops
 
 
 @pytest.mark.parametrize(("rep_in", "rep_out"), [

@@ -1,6 +1,6 @@
 """The ``"eigen"`` hidden layout: hidden channels in the mirror's eigenbasis (no swapped pairs,
-the last ``negated_fraction`` of them flipping sign), so chiral layers between such axes change
-no basis: two ``narrow`` views in, one ``cat`` out."""
+the last half, or ``negated_fraction``, of them flipping sign), so chiral layers between such
+axes change no basis: two views in, one ``cat`` out."""
 
 from __future__ import annotations
 
@@ -87,11 +87,26 @@ def test_eigen_hidden_converts_exactly(build, spec, shape, width, activation):
     assert err < TOL[torch.float64]
 
 
+@pytest.mark.parametrize("fraction, negated", [(None, 128), (0.5, 128), (1 / 3, 85)])
+def test_eigen_split_follows_negated_fraction(fraction, negated):
+    """Equal halves by default (half the multiply-adds); an explicit fraction is kept, and the
+    skeleton layout's default stays the paper's third."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 17, 2)
+    options = {} if fraction is None else {"negated_fraction": fraction}
+    chiral = symmetrize(MLPLifter(joints_out=17, size=256, stages=1), POSE, x, hidden="eigen",
+                        **options)
+    assert chiral.stages[0].w1.rep_out.n_negated == negated
+    assert f"({negated} of 256 channels flip sign)" in str(chiral.symmetrize_report)
+    skeleton = symmetrize(MLPLifter(joints_out=17, size=17 * 6, stages=1), POSE, x,
+                          hidden="skeleton", **options)
+    assert skeleton.stages[0].w1.rep_out.n_negated == 17 * round(6 * (fraction or 1 / 3))
+
+
 def test_eigen_hidden_halves_the_hidden_parameters():
     torch.manual_seed(0)
     plain = MLPLifter(joints_out=17, size=256, stages=2)
-    chiral = symmetrize(copy.deepcopy(plain), POSE, torch.randn(4, 17, 2), hidden="eigen",
-                        negated_fraction=0.5)
+    chiral = symmetrize(copy.deepcopy(plain), POSE, torch.randn(4, 17, 2), hidden="eigen")
     layer = chiral.stages[0].w1
     assert isinstance(layer, ChiralLinear)
     # 128 + and 128 - channels each side: two 128 x 128 blocks of a 256 x 256 weight
@@ -103,3 +118,32 @@ def test_cli_accepts_eigen():
     out = subprocess.run([sys.executable, "-m", "symmetrize", "convert", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "eigen" in out
+
+
+@pytest.mark.parametrize("build, spec, shape", [
+    (lambda: MLPLifter(joints_out=17, size=128, stages=2), POSE, (4, 17, 2)),
+    (lambda: TemporalModel(filter_widths=(3, 3), channels=96), SEQ, (2, 9, 17, 2)),
+])
+def test_eigen_layout_exports_with_views_and_a_cat(build, spec, shape):
+    """Block export of the eigen layout splits a hidden activation into two views (no copy)
+    and joins the halves with one cat; both exports compute what the chiral model does."""
+    from symmetrize.export import EigenBlock, export_blocks, export_plain
+
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64)
+    chiral = symmetrize(build(), spec, x.float(), hidden="eigen").double().eval()
+    blocks, dense = export_blocks(chiral).eval(), export_plain(chiral).eval()
+    with torch.no_grad():
+        want = chiral(x)
+        assert torch.allclose(blocks(x), want, atol=1e-12, rtol=0)
+        assert torch.allclose(dense(x), want, atol=1e-12, rtol=0)
+    inner = [m for m in blocks.modules() if isinstance(m, EigenBlock)
+             and eigenbasis(m.to_eigen.rep).split is not None and m.to_eigen.rep.n_negated]
+    assert inner, "expected block layers between eigen-layout channels"
+    block = inner[0]
+    h = torch.randn(3, block.to_eigen.rep.size, *([5] if spec is SEQ else []),
+                    dtype=torch.float64)
+    h = h if spec is SEQ else h.reshape(3, -1)
+    plus, minus = block.to_eigen(h)
+    assert plus.data_ptr() == h.data_ptr()  # a view, not a copy
+    assert torch.equal(block.from_eigen(plus, minus), h)

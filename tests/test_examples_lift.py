@@ -33,7 +33,8 @@ def test_lift_example_reports_every_variant(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     assert figures["data"].startswith("synthetic") and figures["model"] == "tcn27"
     rows = figures["rows"]
-    assert list(rows) == list(lift_3d.VARIANTS)
+    assert list(rows) == lift_3d.rows("tcn27")  # every default row, not the eigen one
+    assert "chiral (eigen layout, tanh)" not in rows
     settings = lift_3d.QUICK
     for name, runs in rows.items():
         (run,) = runs
@@ -55,6 +56,21 @@ def test_poseformer_takes_only_the_regular_layout() -> None:
     assert lift_3d.trainings("poseformer") == ["plain", "plain+flip", "chiral:regular"]
     assert "chiral (skeleton Reps, tanh)" not in lift_3d.rows("poseformer")
     assert len(lift_3d.rows("tcn27")) == 5 and len(lift_3d.trainings("tcn81")) == 4
+
+
+def test_eigen_layout_trains_only_on_request(tmp_path: Path, capsys: pytest.CaptureFixture
+                                             ) -> None:
+    args = lift_3d.parse_args(["--quick", "--seeds", "0", "--data", str(tmp_path / "absent"),
+                               "--trainings", "plain", "chiral:eigen"])
+    figures = lift_3d.run(args)
+    assert list(figures["rows"]) == ["plain", "chiral (eigen layout, tanh)"]
+    (eigen,) = figures["rows"]["chiral (eigen layout, tanh)"]
+    (plain,) = figures["rows"]["plain"]
+    assert eigen["parameters"] < 0.7 * plain["parameters"]
+    assert 0 < eigen["scores"]["mpjpe_mm"] < 5000
+    with pytest.raises(SystemExit):
+        lift_3d.parse_args(["--model", "poseformer", "--trainings", "chiral:eigen"])
+    assert "--model poseformer cannot take it" in capsys.readouterr().err
 
 
 def test_whole_sequence_prediction_equals_one_window_per_frame() -> None:

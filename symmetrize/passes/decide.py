@@ -30,7 +30,7 @@ _MAX_PASSES = 64
 
 
 def decide(gm: fx.GraphModule, modules: Mapping[str, nn.Module], spec: Spec,
-           decisions: dict[str, Decision], hidden: HiddenPolicy, fraction: float,
+           decisions: dict[str, Decision], hidden: HiddenPolicy, fraction: float | None,
            activation: str, assumed: set[str], averaged: set[str]) -> Context:
     """The settled propagation of ``gm`` (``decisions`` holds fixed ones and is filled in).
 

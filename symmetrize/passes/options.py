@@ -23,7 +23,9 @@ class ConversionOptions:
             layers), a fraction, a Rep, a callable
             ``(module_path, width) -> Rep``, or a dict from module path to any of these.
         negated_fraction: fraction of each joint's hidden dims that flip sign (skeleton layout;
-            of all hidden channels in the eigen layout).
+            of all hidden channels in the eigen layout); ``None`` (default): the layout's own,
+            1/3 for the skeleton layout (the paper's) and 1/2 for the eigen layout (equal
+            halves: half the multiply-adds of the plain layer).
         activation: ``"tanh"`` (the paper) or ``"mixed"`` (tanh on flipping channels only).
         invariant_at: the path(s) of the invariance layer (a layer or a block).
         weights: ``"project"`` the pretrained weights or ``"reinit"``.
@@ -35,7 +37,7 @@ class ConversionOptions:
     """
 
     hidden: HiddenPolicy = "auto"
-    negated_fraction: float = 1 / 3
+    negated_fraction: float | None = None
     activation: str = "tanh"
     invariant_at: str | Sequence[str] | None = None
     weights: str = "project"
@@ -48,9 +50,10 @@ class ConversionOptions:
     def __post_init__(self) -> None:
         check_policy(self.hidden)
         fraction = self.negated_fraction
-        if not is_fraction(fraction) or not math.isfinite(float(fraction)) or \
-                not 0 <= float(fraction) <= 1:
-            raise ValueError(f"negated_fraction must be a number in [0, 1], got {fraction!r}")
+        if fraction is not None and (not is_fraction(fraction) or not math.isfinite(
+                float(fraction)) or not 0 <= float(fraction) <= 1):
+            raise ValueError(f"negated_fraction must be a number in [0, 1] or None (the "
+                             f"layout's own), got {fraction!r}")
         if self.activation not in ("tanh", "mixed"):
             raise ValueError(f"activation must be 'tanh' or 'mixed', got {self.activation!r}")
         if self.weights not in ("project", "reinit"):

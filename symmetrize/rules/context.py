@@ -44,7 +44,7 @@ class Context:
     """One propagation pass: Actions of every node under the current decisions."""
 
     def __init__(self, gm: fx.GraphModule, modules: dict[str, nn.Module], spec: Spec,
-                 decisions: dict[str, Decision], hidden: HiddenPolicy, fraction: float,
+                 decisions: dict[str, Decision], hidden: HiddenPolicy, fraction: float | None,
                  activation: str, assumed: set[str], averaged: set[str],
                  constant_rule: ConstantRule, memo: dict[Any, Any] | None = None,
                  marks: dict[str, str] | None = None, explore: bool = False) -> None:

@@ -5,9 +5,10 @@
   :meth:`~symmetrize.rules.context.Context.forbid_signs`).
 - ``"skeleton"``: the paper's layout, always (non-odd activations become tanh).
 - ``"regular"``: swapped pairs, nothing flips sign.
-- ``"eigen"``: channels that stay in place, the last ``fraction`` of them flipping sign: the
-  mirror's eigenbasis itself, so chiral layers between such channels change no basis (fastest;
-  see ``docs/speed.md``); the non-linearities act on eigen-coordinates, not per joint.
+- ``"eigen"``: channels that stay in place, the last half of them (or ``negated_fraction``)
+  flipping sign: the mirror's eigenbasis itself, so chiral layers between such channels change
+  no basis (fastest; see ``docs/speed.md``); the non-linearities act on eigen-coordinates, not
+  per joint.
 - a fraction: the skeleton layout with that fraction of each joint's dims negated.
 - a :class:`~symmetrize.rep.Rep`, a callable ``(path, width) -> Rep``, or a dict from module path
   to any of these (other paths: ``"auto"``).
@@ -23,10 +24,15 @@ import numpy as np
 from symmetrize.rep import Rep
 from symmetrize.skeleton import Skeleton
 
-__all__ = ["HiddenPolicy", "choose", "eigen_layout", "is_fraction", "sign_layout",
-           "skeleton_layout"]
+__all__ = ["EIGEN_FRACTION", "SKELETON_FRACTION", "HiddenPolicy", "choose", "eigen_layout",
+           "is_fraction", "sign_layout", "skeleton_layout"]
 
 HiddenPolicy = str | Rep | Callable[[str, int], Rep] | Mapping[str, Any]
+#: the share of negated hidden channels when ``negated_fraction`` is ``None``: the paper's third
+#: in the skeleton (and sign) layout; equal halves in the eigen layout, where the two blocks of
+#: a layer then keep half of its multiply-adds (``2/3 : 1/3`` would keep 5/9)
+SKELETON_FRACTION = 1 / 3
+EIGEN_FRACTION = 1 / 2
 _NAMES = ("auto", "skeleton", "regular", "eigen")
 
 
@@ -58,9 +64,13 @@ def check_policy(hidden: Any, where: str = "hidden") -> None:
                         f"{type(hidden).__name__}")
 
 
-def choose(hidden: HiddenPolicy, path: str, width: int, skeleton: Skeleton, fraction: float,
-           joints_elsewhere: bool, warn: Callable[[str], None]) -> tuple[Rep, bool, str]:
+def choose(hidden: HiddenPolicy, path: str, width: int, skeleton: Skeleton,
+           fraction: float | None, joints_elsewhere: bool,
+           warn: Callable[[str], None]) -> tuple[Rep, bool, str]:
     """``(rep, automatic, reason)`` for ``width`` output channels of layer ``path``.
+
+    ``fraction``: the ``negated_fraction`` option (``None``: :data:`SKELETON_FRACTION` or
+    :data:`EIGEN_FRACTION`, by layout).
 
     ``joints_elsewhere``: the mirror swaps joints on another axis of this tensor (ST-GCN's
     ``(N, C, T, V)``, a transformer's joint tokens), so the channels are one joint's features.
@@ -72,10 +82,11 @@ def choose(hidden: HiddenPolicy, path: str, width: int, skeleton: Skeleton, frac
     elif isinstance(choice, str) and choice == "regular":
         rep, reason = Rep.regular(width), "regular pairs (hidden='regular')"
     elif isinstance(choice, str) and choice == "eigen":
-        rep = eigen_layout(width, fraction)
+        rep = eigen_layout(width, EIGEN_FRACTION if fraction is None else fraction)
         reason = f"eigenbasis layout ({rep.n_negated} of {width} channels flip sign)"
     elif isinstance(choice, str) and choice in ("skeleton", "auto") or is_fraction(choice):
-        share = float(choice) if is_fraction(choice) else fraction
+        share = (float(choice) if is_fraction(choice) else
+                 SKELETON_FRACTION if fraction is None else fraction)
         rep = skeleton_layout(path, width, skeleton, share, joints_elsewhere, warn)
         if not joints_elsewhere and width < len(skeleton):
             reason = f"regular pairs (width {width} < {len(skeleton)} joints)"
