@@ -121,6 +121,23 @@ def test_eval_uses_running_stats() -> None:
     assert torch.equal(bn.running_mean, before) and bn.num_batches_tracked.item() == 3
 
 
+def test_eval_gradients_reach_the_free_parameters() -> None:
+    """In eval mode gamma / beta come from a cached gather: same output and the same gradients
+    as through the dense ``weight`` / ``bias`` properties."""
+    bn = randomise(ChiralBatchNorm1d(MIXED, dtype=torch.float64)).eval()
+    x = make_input((6, 9, 3))
+    out = bn(x)
+    (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+    got = bn.weight_plus.grad.clone(), bn.bias_plus.grad.clone()
+    bn.zero_grad()
+    ref = torch.batch_norm(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, False, 0.0,
+                           bn.eps, False)
+    assert torch.equal(out, ref)
+    (ref * torch.linspace(-1, 1, ref.numel(), dtype=ref.dtype).view_as(ref)).sum().backward()
+    assert torch.allclose(got[0], bn.weight_plus.grad, atol=1e-12, rtol=0)
+    assert torch.allclose(got[1], bn.bias_plus.grad, atol=1e-12, rtol=0)
+
+
 def test_large_mean_is_stable() -> None:
     """fp32 with |mean| = 1e4 * std: the within-plus-between variance does not cancel (a
     ``E[x^2] - m^2`` variance would lose every digit here)."""

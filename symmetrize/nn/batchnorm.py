@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from symmetrize.eigenbasis import project_vector
-from symmetrize.nn.batchnorm_fn import LOW_PRECISION, ChiralBatchNormFn, Plan, as_dtype
+from symmetrize.nn.batchnorm_fn import LOW_PRECISION, ChiralBatchNormFn, Plan, as_dtype, gather
 from symmetrize.nn.shared import BlockSpec, ChiralModule, building_from
 from symmetrize.rep import Rep
 
@@ -137,14 +137,19 @@ class ChiralBatchNorm1d(ChiralModule, nn.BatchNorm1d):
             self.num_batches_tracked.add_(1)
             if self.momentum is None:
                 factor = 1.0 / float(self.num_batches_tracked)
+        stat_dtype = torch.float32 if input.dtype in LOW_PRECISION else input.dtype
         if not (self.training or (self.running_mean is None and self.running_var is None)):
-            return torch.batch_norm(input, self.weight if self.affine else None,
-                                    self.bias if self.affine else None, self.running_mean,
-                                    self.running_var, False, 0.0, self.eps,
-                                    torch.backends.cudnn.enabled)
+            gamma = beta = None
+            if self.affine and torch.jit.is_tracing():  # no cached tables in a traced graph
+                gamma, beta = self.weight, self.bias
+            elif self.affine:  # the dense gamma / beta by the plan's gather (one index_select)
+                plan = self._plan(input.device, stat_dtype, self.weight_plus.dtype, True)
+                gamma = gather(self.weight_plus, plan.w_index, plan.w_sign)
+                beta = gather(self.bias_plus, plan.b_index, plan.b_sign)
+            return torch.batch_norm(input, gamma, beta, self.running_mean, self.running_var,
+                                    False, 0.0, self.eps, torch.backends.cudnn.enabled)
         if input.numel() == 0:  # as nn.BatchNorm1d: empty output, statistics untouched
             return input.clone()
-        stat_dtype = torch.float32 if input.dtype in LOW_PRECISION else input.dtype
         if self.affine:
             theta_w, theta_b = self.weight_plus, self.bias_plus
             param_dtype = theta_w.dtype

@@ -21,7 +21,7 @@ import torch
 from symmetrize.eigenbasis import eigenbasis
 from symmetrize.rep import Rep
 
-__all__ = ["ChiralBatchNormFn", "Plan", "LOW_PRECISION", "as_dtype"]
+__all__ = ["ChiralBatchNormFn", "Plan", "LOW_PRECISION", "as_dtype", "gather"]
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 _nbb = torch.ops.aten.native_batch_norm_backward
@@ -71,8 +71,10 @@ def _coordinates(rep: Rep, tensor: Any, dtype: torch.dtype) -> tuple[Any, Any, i
     return tensor(np.asarray(index)), tensor(np.asarray(basis.orbit_coef), dtype), basis.n_plus
 
 
-def _gather(theta: torch.Tensor | None, index: torch.Tensor | None,
-            sign: torch.Tensor | None) -> torch.Tensor | None:
+def gather(theta: torch.Tensor | None, index: torch.Tensor | None,
+           sign: torch.Tensor | None) -> torch.Tensor | None:
+    """The dense ``gamma`` / ``beta`` from their free parameters ``theta`` (differentiable):
+    ``theta[index] * sign``; ``theta`` itself when ``index`` is ``None``."""
     if theta is None or index is None:
         return theta
     if theta.shape[0] == 0:  # every entry forced to zero (e.g. beta of an all-negated Rep)
@@ -83,7 +85,7 @@ def _gather(theta: torch.Tensor | None, index: torch.Tensor | None,
 
 def _scatter(grad: torch.Tensor, index: torch.Tensor | None, sign: torch.Tensor | None,
              n_free: int) -> torch.Tensor:
-    """Transpose of :func:`_gather`: the gradient of the free parameters."""
+    """Transpose of :func:`gather`: the gradient of the free parameters."""
     if index is None:
         return grad
     if n_free == 0:
@@ -145,8 +147,8 @@ class ChiralBatchNormFn(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, theta_w: torch.Tensor | None,
                 theta_b: torch.Tensor | None,
                 plan: Plan) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        gamma = _gather(theta_w, plan.w_index, plan.w_sign)
-        beta = _gather(theta_b, plan.b_index, plan.b_sign)
+        gamma = gather(theta_w, plan.w_index, plan.w_sign)
+        beta = gather(theta_b, plan.b_index, plan.b_sign)
         m, var = _symmetrise(*_batch_stats(x), plan)
         rstd = (var + plan.eps).rsqrt_()
         scale = rstd if gamma is None else rstd * as_dtype(gamma, rstd.dtype)  # gamma r
