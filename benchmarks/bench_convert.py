@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from symmetrize import Spec, symmetrize  # noqa: E402
+from symmetrize.atomic import write_atomic  # noqa: E402
 from symmetrize.passes.check import equivariance_error  # noqa: E402
 from tests.action_models import Model  # noqa: E402
 from tests.pose_models import (  # noqa: E402
@@ -305,7 +306,7 @@ def main() -> None:
     text = f"{conditions(repeats)}\n\n{markdown(rows)}\n"
     print(text)
     if args.out:
-        args.out.write_text(f"{TITLE}\n\n{text}\n{LEGEND}")
+        write_atomic(args.out, lambda f: f.write(f"{TITLE}\n\n{text}\n{LEGEND}".encode()))
 
 
 if __name__ == "__main__":

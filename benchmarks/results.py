@@ -64,7 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=(*SECTIONS, *ALIASES), metavar="SECTION",
                         help="run only these sections: lifting, efficiency, speed, "
                         "forecasting, actions, accuracy (default: all)")
-    parser.add_argument("--protocol", choices=sorted(lift_3d.PROTOCOLS), default="hour",
+    parser.add_argument("--protocol", choices=sorted(lift_3d.PROTOCOLS),
+                        default=lift_3d.DEFAULT_PROTOCOL,
                         help="hour (default: the whole study in about an hour on 2 CPU cores) "
                         "or plateau (slower lr decay, twice the patience: lower errors, about "
                         "3x the time); see examples/lift_3d.py")
@@ -192,11 +193,12 @@ def _wall(seconds: float) -> str:
 def render(figures: dict[str, Any], plots: Path | None) -> tuple[str, list[tables.Comparison]]:
     """The Markdown of ``figures`` (and, with ``plots``, the PNG files in that folder)."""
     meta = figures["meta"]
+    protocol_name = meta.get("protocol", lift_3d.DEFAULT_PROTOCOL)
     cost = figures.get("study", {}).get("cost")
     records = figures.get("study", {}).get("records", [])
     walls = ", ".join(f"{k} {_wall(v)}" for k, v in figures["wall_s"].items())
     header = (f"Generated {meta['date']} · torch {meta['torch']} · {meta['device_name']} · "
-              f"protocol `{meta.get('protocol', 'hour')}` · "
+              f"protocol `{protocol_name}` · "
               f"seeds {' '.join(map(str, meta['seeds']))} · wall time: {walls}"
               + (f" · {len(records)} trainings, {_wall(sum(r['cpu_s'] for r in records))} of "
                  "training-process CPU time in all" if cost else "")
@@ -212,7 +214,7 @@ def render(figures: dict[str, Any], plots: Path | None) -> tuple[str, list[table
                    "motion (`symmetrize.data.synthetic`) instead of the CMU takes."), ""]
     if meta["quick"]:
         lines += [QUICK_NOTE, ""]
-    lift_3d.use_protocol(meta.get("protocol", "hour"))  # the paragraph quotes its settings
+    lift_3d.use_protocol(protocol_name)  # the paragraph quotes its settings
     efficiency_shares = meta["fractions"] if figures.get("efficiency") else []
     lines += [protocol.protocol_paragraph(meta["quick"], len(meta["seeds"]), efficiency_shares),
               "", f"Verdict rule: {tables.RULE}"]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lift_3d import DEFAULT_PROTOCOL
+
 SINGLE = ("efficiency", "speed", "forecasting", "actions")
 
 
@@ -32,7 +34,7 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"run {k} has no 'meta': not a results.py --json file")
     if len({bool(r["meta"]["quick"]) for r in runs}) > 1:
         raise ValueError("cannot merge --quick figures with full ones")
-    protocols = sorted({r["meta"].get("protocol", "hour") for r in runs})
+    protocols = sorted({r["meta"].get("protocol", DEFAULT_PROTOCOL) for r in runs})
     if len(protocols) > 1:
         raise ValueError(f"cannot merge runs of different protocols ({', '.join(protocols)})")
     merged: dict[str, Any] = {"wall_s": {}}

@@ -40,7 +40,7 @@ class Task:
     training: str
     seed: int
     fraction: float
-    protocol: str = "hour"
+    protocol: str = lift_3d.DEFAULT_PROTOCOL
 
     @property
     def key(self) -> str:
@@ -48,12 +48,12 @@ class Task:
         so caches of earlier studies stay valid)."""
         return (f"{self.model}-{self.training.replace(':', '-').replace('+', '-')}"
                 f"-s{self.seed}-f{self.fraction:g}"
-                + ("" if self.protocol == "hour" else f"-{self.protocol}"))
+                + ("" if self.protocol == lift_3d.DEFAULT_PROTOCOL else f"-{self.protocol}"))
 
 
 def tasks(models: tuple[str, ...] | list[str], fractions: tuple[float, ...] | list[float],
           seeds: tuple[int, ...] | list[int], efficiency: bool,
-          protocol: str = "hour") -> list[Task]:
+          protocol: str = lift_3d.DEFAULT_PROTOCOL) -> list[Task]:
     """Every training of the accuracy tables (each of ``models`` on all the takes) and, with
     ``efficiency``, of the data-efficiency study (:data:`EFFICIENCY_MODEL` on each fraction
     below 1; its fraction 1 is the accuracy run), under ``protocol``. The efficiency model's

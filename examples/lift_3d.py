@@ -63,6 +63,8 @@ PROTOCOL["test_cameras"] = 4
 #: training time)
 PROTOCOLS = {"hour": dict(PROTOCOL),
              "plateau": {**PROTOCOL, "lr_half_life": 500, "patience": 10}}
+#: the protocol of :data:`PROTOCOL` as first defined (and of records that name none)
+DEFAULT_PROTOCOL = "hour"
 #: ``--quick``: a smoke run of seconds (its figures mean nothing)
 QUICK = {**PROTOCOL, "downsample": 16, "train_cameras": 1, "stop_cameras": 1, "test_cameras": 1,
          "eval_every": 2, "patience": 2, "min_delta": 0.0, "max_steps": 6}
@@ -316,7 +318,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "lifter's chiral layouts; chiral:eigen on request)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="hour",
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=DEFAULT_PROTOCOL,
                         help="hour (default: lr halved every 300 steps, patience 5) or plateau "
                         "(every 500 steps, patience 10: lower errors, about 3x the time)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")

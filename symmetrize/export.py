@@ -164,7 +164,7 @@ class ToEigen(nn.Module):
             assert plus is not None and minus is not None
             return plus, minus
         if _fast(x):
-            plus, minus = fast_sums(eigenbasis(self.rep), x, self.dim % x.dim(), "+-")
+            plus, minus = fast_sums(basis, x, self.dim % x.dim(), "+-")
             assert plus is not None and minus is not None
             return plus, minus
         shape = [1] * x.dim()
@@ -200,7 +200,7 @@ class FromEigen(nn.Module):
         if basis.split is not None:  # the halves side by side: a cat
             return basis.from_eigen(plus, minus, self.dim)
         if _fast(plus):
-            return fast_unsums(eigenbasis(self.rep), plus, minus, self.dim % plus.dim())
+            return fast_unsums(basis, plus, minus, self.dim % plus.dim())
         shape = [1] * plus.dim()
         shape[self.dim] = -1
         out = plus.index_select(self.dim, self.index_plus) * self.coef_plus.view(shape)

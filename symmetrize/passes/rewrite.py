@@ -17,7 +17,7 @@ from torch.nn.utils import parametrize
 
 from symmetrize.action import Action
 from symmetrize.nn.average import MirrorAverage
-from symmetrize.nn.shared import ChiralModule, share_tensor
+from symmetrize.nn.shared import ChiralModule, norm2, share_tensor
 from symmetrize.nn.switched import install_switch, uninstall_switch
 from symmetrize.rep import Rep
 from symmetrize.rules.context import Context, ConversionError, Site
@@ -166,8 +166,7 @@ def projection_error(dense: nn.Module, chiral: ChiralModule) -> float | None:
         for name in getattr(chiral, "_block_specs", {}):
             weight = getattr(dense, name, None)
             if isinstance(weight, torch.Tensor):
-                total += float(torch.linalg.vector_norm(weight.detach(),
-                                                        dtype=torch.float64)) ** 2
+                total += norm2(weight)
                 projected += chiral.projected_norm2(name)
     return math.sqrt(max(total - projected, 0.0) / total) if total > 0 else None
 

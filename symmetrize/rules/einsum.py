@@ -23,7 +23,7 @@ from symmetrize.action import Action, periodic_block
 from symmetrize.rep import Rep
 from symmetrize.rules.constants import require_constant
 from symmetrize.rules.context import Context
-from symmetrize.rules.hidden_policy import SKELETON_FRACTION, sign_layout
+from symmetrize.rules.hidden_policy import negated_share, sign_layout
 from symmetrize.rules.registry import register_function_rule
 
 
@@ -144,7 +144,7 @@ def _unsigned_along(ctx: Context, op: fx.Node, axes: list[int]) -> Action | None
         return None
     target = keep[-1]
     size = ctx.shape(op)[target]
-    fraction = SKELETON_FRACTION if ctx.fraction is None else ctx.fraction
+    fraction = negated_share(ctx.fraction)
     hidden = ctx.hidden
     if isinstance(hidden, dict) and isinstance(hidden.get(prov.path), (int, float)):
         fraction = float(hidden[prov.path])

@@ -25,7 +25,7 @@ from symmetrize.rep import Rep
 from symmetrize.skeleton import Skeleton
 
 __all__ = ["EIGEN_FRACTION", "SKELETON_FRACTION", "HiddenPolicy", "choose", "eigen_layout",
-           "is_fraction", "sign_layout", "skeleton_layout"]
+           "is_fraction", "negated_share", "sign_layout", "skeleton_layout"]
 
 HiddenPolicy = str | Rep | Callable[[str, int], Rep] | Mapping[str, Any]
 #: the share of negated hidden channels when ``negated_fraction`` is ``None``: the paper's third
@@ -64,6 +64,14 @@ def check_policy(hidden: Any, where: str = "hidden") -> None:
                         f"{type(hidden).__name__}")
 
 
+def negated_share(fraction: float | None, layout: str = "skeleton") -> float:
+    """The ``negated_fraction`` option for ``layout`` (``"skeleton"``, also the sign layout, or
+    ``"eigen"``): the layout's own share when the option is ``None``."""
+    if fraction is not None:
+        return fraction
+    return EIGEN_FRACTION if layout == "eigen" else SKELETON_FRACTION
+
+
 def choose(hidden: HiddenPolicy, path: str, width: int, skeleton: Skeleton,
            fraction: float | None, joints_elsewhere: bool,
            warn: Callable[[str], None]) -> tuple[Rep, bool, str]:
@@ -82,11 +90,10 @@ def choose(hidden: HiddenPolicy, path: str, width: int, skeleton: Skeleton,
     elif isinstance(choice, str) and choice == "regular":
         rep, reason = Rep.regular(width), "regular pairs (hidden='regular')"
     elif isinstance(choice, str) and choice == "eigen":
-        rep = eigen_layout(width, EIGEN_FRACTION if fraction is None else fraction)
+        rep = eigen_layout(width, negated_share(fraction, "eigen"))
         reason = f"eigenbasis layout ({rep.n_negated} of {width} channels flip sign)"
     elif isinstance(choice, str) and choice in ("skeleton", "auto") or is_fraction(choice):
-        share = (float(choice) if is_fraction(choice) else
-                 SKELETON_FRACTION if fraction is None else fraction)
+        share = float(choice) if is_fraction(choice) else negated_share(fraction)
         rep = skeleton_layout(path, width, skeleton, share, joints_elsewhere, warn)
         if not joints_elsewhere and width < len(skeleton):
             reason = f"regular pairs (width {width} < {len(skeleton)} joints)"
