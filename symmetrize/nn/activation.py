@@ -8,9 +8,11 @@ original activation on the ``+1`` channels and applies an odd one only to the ne
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
+from symmetrize.nn.fast_tanh import SwitchedTanh
 from symmetrize.rep import Rep
 
 __all__ = ["ODD_ACTIVATIONS", "ChiralActivation", "is_odd"]
@@ -37,7 +39,8 @@ class ChiralActivation(nn.Module):
     Args:
         rep: how the mirror acts on the channel axis ``dim``.
         activation: any point-wise module (default ``nn.ReLU()``).
-        odd: an odd point-wise module for the negated channels (default ``nn.Tanh()``).
+        odd: an odd point-wise module for the negated channels (default tanh:
+            :class:`~symmetrize.nn.fast_tanh.SwitchedTanh`).
         dim: the channel axis (1 for ``(N, C, L)``, -1 for ``(..., C)``).
 
     Raises:
@@ -49,7 +52,7 @@ class ChiralActivation(nn.Module):
         super().__init__()
         self.rep = rep
         self.activation = nn.ReLU() if activation is None else activation
-        self.odd = nn.Tanh() if odd is None else odd
+        self.odd = SwitchedTanh() if odd is None else odd
         if not is_odd(self.odd):
             raise ValueError(f"ChiralActivation: odd={self.odd!r} is not an odd function; use one of "
                              f"{', '.join(c.__name__ for c in ODD_ACTIVATIONS)} or a symmetric "
@@ -59,6 +62,14 @@ class ChiralActivation(nn.Module):
         # static: no data-dependent branch in forward (torch.export / ONNX / jit.trace)
         self._any_negated = bool((rep.sign < 0).any())
         self._all_negated = bool((rep.sign < 0).all()) if rep.size else False
+        # the negated channels one contiguous run at either end (the "eigen" layout): narrow
+        # views and one cat instead of both functions on every channel and a where
+        negated = np.flatnonzero(rep.sign < 0)
+        self._tail: tuple[int, bool] | None = None
+        if self._any_negated and not self._all_negated and \
+                negated[-1] - negated[0] + 1 == negated.size and \
+                (negated[0] == 0 or negated[-1] == rep.size - 1):
+            self._tail = (int(negated.size), bool(negated[0] != 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[self.dim] != self.rep.size:
@@ -68,6 +79,15 @@ class ChiralActivation(nn.Module):
             return self.activation(x)
         if self._all_negated:
             return self.odd(x)
+        tail = getattr(self, "_tail", None)  # (absent from modules pickled before it existed)
+        if tail is not None:
+            count, at_end = tail
+            size = self.rep.size
+            if at_end:
+                return torch.cat([self.activation(x.narrow(self.dim, 0, size - count)),
+                                  self.odd(x.narrow(self.dim, size - count, count))], self.dim)
+            return torch.cat([self.odd(x.narrow(self.dim, 0, count)),
+                              self.activation(x.narrow(self.dim, count, size - count))], self.dim)
         shape = [1] * x.dim()
         shape[self.dim] = self.rep.size
         return torch.where(self.negated.view(shape), self.odd(x), self.activation(x))

@@ -18,7 +18,7 @@ from symmetrize.nn.fastbasis import from_sums, scaled_blocks, to_sums, use_fast
 from symmetrize.rep import Rep
 
 __all__ = ["BLOCKS", "MAX_BLOCK_FLOPS", "MIN_BLOCK_WIDTH", "block_apply", "choose_execution",
-           "flop_fraction", "recurrent_execution"]
+           "flop_fraction", "grouped_halves", "recurrent_execution"]
 
 BLOCKS = "blocks"
 #: narrower layers run dense: the basis changes cost more than the halved matmul saves
@@ -54,6 +54,21 @@ def recurrent_execution(hidden: int) -> str:
     if hidden < MIN_BLOCK_WIDTH:
         return f"dense (hidden width {hidden} < {MIN_BLOCK_WIDTH})"
     return BLOCKS
+
+
+def grouped_halves(b_in: EigenBasis, b_out: EigenBasis) -> str | None:
+    """``"+-"`` / ``"-+"`` when a layer between ``b_in`` and ``b_out`` is one grouped kernel
+    (``groups=2``, the halves' weights stacked in that order): both bases split (no pairs, each
+    half contiguous: the ``"eigen"`` hidden layout), into equal halves, the same half first.
+    ``None`` otherwise."""
+    if b_in.split is None or b_out.split is None:
+        return None
+    if not (b_in.n_plus == b_in.n_minus > 0 and b_out.n_plus == b_out.n_minus > 0):
+        return None
+    plus_first = b_in.split[0] < b_in.split[1]
+    if plus_first != (b_out.split[0] < b_out.split[1]):
+        return None
+    return "+-" if plus_first else "-+"
 
 
 def block_apply(x: torch.Tensor, dim: int, b_in: EigenBasis, b_out: EigenBasis, op: _Op,

@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from symmetrize.eigenbasis import eigenbasis
-from symmetrize.nn.blockops import BLOCKS, block_apply
+from symmetrize.nn.blockops import BLOCKS, block_apply, grouped_halves
 from symmetrize.nn.weighted import WeightedLayer, check_widths
 from symmetrize.rep import Rep
 
@@ -51,9 +52,35 @@ class ChiralConv(WeightedLayer):
         conv: Any = self
         if self.execution != BLOCKS:
             return conv._conv_forward(input, self.weight, self.bias)
-        return block_apply(input, self._channel_dim(input), eigenbasis(self.rep_in),
-                           eigenbasis(self.rep_out), conv._conv_forward, conv.weight_plus,
-                           conv.weight_minus, conv.bias_plus)
+        b_in, b_out = eigenbasis(self.rep_in), eigenbasis(self.rep_out)
+        order = grouped_halves(b_in, b_out)
+        if order is not None and not (torch.is_grad_enabled() and (
+                input.requires_grad or conv.weight_plus.requires_grad)):
+            return self._grouped_forward(input, order)
+        return block_apply(input, self._channel_dim(input), b_in, b_out, conv._conv_forward,
+                           conv.weight_plus, conv.weight_minus, conv.bias_plus)
+
+    def _grouped_forward(self, x: torch.Tensor, order: str) -> torch.Tensor:
+        """Both halves as one convolution with ``groups=2`` (equal, contiguous halves: no
+        ``split`` of the input, no ``cat`` of the output). Inference only: oneDNN's grouped
+        forward beats the two halves (0.55 against 0.60 of the plain convolution for 1024
+        channels over 243 frames), its backward does not (0.56 against 0.53)."""
+        conv: Any = self
+        halves = [conv.weight_plus, conv.weight_minus]
+        bias = self.plus_bias()
+        if bias is not None:
+            bias = [bias, bias.new_zeros(conv.weight_minus.shape[0])]
+        if order == "-+":
+            halves.reverse()
+            bias = None if bias is None else bias[::-1]
+        weight = torch.cat(halves, 0)
+        joined = None if bias is None else torch.cat(bias, 0)
+        kernel = F.conv1d if isinstance(self, nn.Conv1d) else F.conv2d
+        padding = conv.padding
+        if conv.padding_mode != "zeros":
+            x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
+            padding = 0
+        return kernel(x, weight, joined, conv.stride, padding, conv.dilation, 2)
 
     def forward_eigen(self, x_plus: torch.Tensor,
                       x_minus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

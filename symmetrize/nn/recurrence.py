@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from symmetrize.eigenbasis import EigenBasis
+from symmetrize.nn.fast_tanh import fast_tanh, fast_tanh_
 from symmetrize.nn.fastbasis import sums as _to, unsums as _back
 
 __all__ = ["GRUSequence", "LSTMSequence"]
@@ -96,11 +97,11 @@ class LSTMSequence(torch.autograd.Function):
             z = _back(gates, _step(zx_plus[t], hp, w_plus, d[2]),
                       _step(zx_minus[t], hm, w_minus, d[3]))
             z[:, : 2 * size].sigmoid_()
-            z[:, 2 * size: 3 * size].tanh_()
+            fast_tanh_(z[:, 2 * size: 3 * size])
             z[:, 3 * size:].sigmoid_()
             i, f, g, o = z.chunk(4, 1)
             c = torch.addcmul(f * c, i, g, out=cells[t])
-            h = torch.mul(o, c.tanh(), out=out[t])
+            h = torch.mul(o, fast_tanh(c), out=out[t])
             acts[t] = z
         ctx.save_for_backward(acts, cells, c0, h_plus, h_minus, w_plus, w_minus)
         ctx.bases, ctx.reverse, ctx.scales = (hidden, gates), reverse, d
@@ -123,7 +124,7 @@ class LSTMSequence(torch.autograd.Function):
                 dh = dh + d_out[t]
             i, f, g, o = acts[t].chunk(4, 1)
             c_prev = c0 if prev is None else cells[prev]
-            tc = cells[t].tanh()
+            tc = fast_tanh(cells[t])
             dzi, dzf, dzg, dzo = dz.chunk(4, 1)
             torch.mul(dh, tc, out=dzo).mul_(o * (1 - o))
             dc = dc + dh * o * (1 - tc * tc)
@@ -174,8 +175,8 @@ class GRUSequence(torch.autograd.Function):
             rz.sigmoid_()
             r, z = a[:, :size], a[:, size: 2 * size]
             a[:, 3 * size:] = zh[:, 2 * size:]
-            n = torch.addcmul(zx[t, :, 2 * size:], r, zh[:, 2 * size:],
-                              out=a[:, 2 * size: 3 * size]).tanh_()
+            n = fast_tanh_(torch.addcmul(zx[t, :, 2 * size:], r, zh[:, 2 * size:],
+                                         out=a[:, 2 * size: 3 * size]))
             h = torch.addcmul(n, z, h - n, out=out[t])  # (1 - z) n + z h
         ctx.save_for_backward(acts, h0, out, h_plus, h_minus, w_plus, w_minus)
         ctx.bases, ctx.reverse, ctx.has_bias = (hidden, gates), reverse, b_plus is not None

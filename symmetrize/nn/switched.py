@@ -5,8 +5,8 @@ A module's activation is switched by replacing the module; a function called ins
 cannot be replaced that way. The converted model's class gets a ``forward`` that runs the user's
 own ``forward`` under a :class:`torch.overrides.TorchFunctionMode`: a call of a switchable
 activation whose calling line (the innermost frame outside torch) is one of the recorded sites
-runs ``torch.tanh`` instead. Every other call, and every call from other lines, is untouched, so
-the user's control flow, shapes and methods keep working.
+runs tanh instead (:func:`~symmetrize.nn.fast_tanh.fast_tanh`). Every other call, and every call
+from other lines, is untouched, so the user's control flow, shapes and methods keep working.
 
 Chiral layers keep their weights as eigenbasis blocks and compute with them directly, so nothing
 needs caching per forward (and ``torch.jit.trace`` of the converted model works).
@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
+
+from symmetrize.nn.fast_tanh import fast_tanh, fast_tanh_
 
 __all__ = ["SWITCHABLE", "SwitchActivations", "install_switch", "uninstall_switch"]
 
@@ -76,7 +78,7 @@ class SwitchActivations(TorchFunctionMode):
             in_place = inplace or kwargs.get("inplace", False) is True or (
                 func in (F.relu, F.relu6, F.elu, F.leaky_relu, F.selu, F.celu, F.hardswish,
                          F.hardsigmoid, F.silu, F.mish) and len(args) > 1 and args[-1] is True)
-            return x.tanh_() if in_place else torch.tanh(x)
+            return fast_tanh_(x) if in_place else fast_tanh(x)
         return func(*args, **kwargs)
 
 

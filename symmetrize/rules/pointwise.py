@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from symmetrize.action import Action
 from symmetrize.nn import ChiralActivation, is_odd
+from symmetrize.nn.fast_tanh import SwitchedTanh
 from symmetrize.rep import Rep
 from symmetrize.rules.context import Context, Site
 from symmetrize.rules.registry import register_function_rule, register_module_rule
@@ -49,10 +50,11 @@ NON_ODD_MATHS = (torch.exp, torch.log, torch.sqrt, torch.rsqrt, "exp", "log", "s
 
 def _build_activation(module: nn.Module, site: Site) -> tuple[nn.Module, str]:
     if site.extra.get("mixed") and site.rep_in is not None:
-        return (ChiralActivation(site.rep_in, activation=module, odd=nn.Tanh(),
+        return (ChiralActivation(site.rep_in, activation=module, odd=SwitchedTanh(),
                                  dim=site.extra["axis"]),
                 "activation: odd (tanh) on flipping channels")
-    return nn.Tanh(), f"activation {type(module).__name__} -> Tanh"
+    inplace = getattr(module, "inplace", False) is True  # as the module it replaces
+    return SwitchedTanh(inplace), f"activation {type(module).__name__} -> Tanh"
 
 
 def sign_axis(action: Action) -> tuple[int, Rep] | None:
