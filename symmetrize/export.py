@@ -133,9 +133,7 @@ def _block_twin(layer: ChiralModule) -> nn.Module:
 
 
 def _fast(x: torch.Tensor) -> bool:
-    exporting = getattr(torch.compiler, "is_exporting", None)
-    return (use_fast(x) and not (torch.is_grad_enabled() and x.requires_grad)
-            and not (exporting is not None and exporting()))
+    return use_fast(x) and not (torch.is_grad_enabled() and x.requires_grad)
 
 
 class ToEigen(nn.Module):

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from symmetrize.nn.tracing import under_tracer
+
 __all__ = ["FAST_TANH_MAX_BYTES", "FAST_TANH_MIN_NUMEL", "SwitchedTanh", "fast_tanh",
            "fast_tanh_", "uses_sigmoid"]
 
@@ -45,14 +47,7 @@ def uses_sigmoid(x: torch.Tensor) -> bool:
     if (x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.is_sparse
             or not FAST_TANH_MIN_NUMEL <= x.numel() <= FAST_TANH_MAX_BYTES // x.element_size()):
         return False
-    if torch.jit.is_tracing() or torch.jit.is_scripting():
-        return False
-    for name in ("is_compiling", "is_exporting"):
-        check = getattr(torch.compiler, name, None)
-        if check is not None and check():
-            return False
-    onnx = getattr(torch, "onnx", None)
-    return not (onnx is not None and onnx.is_in_onnx_export())
+    return not under_tracer()
 
 
 def _sigmoid_tanh(x: torch.Tensor, in_place: bool = False) -> torch.Tensor:

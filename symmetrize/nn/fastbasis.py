@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from symmetrize.eigenbasis import EigenBasis
+from symmetrize.nn.tracing import under_tracer
 
 __all__ = ["FAST_MIN_NUMEL", "from_sums", "scaled_blocks", "sums", "to_sums", "unsums",
            "use_fast"]
@@ -228,11 +229,9 @@ def from_sums(basis: EigenBasis, p: torch.Tensor, m: torch.Tensor, dim: int) -> 
 
 
 def use_fast(x: torch.Tensor) -> bool:
-    """Whether a tensor is large enough for the slice kernels (and not being traced)."""
-    if x.numel() < FAST_MIN_NUMEL or torch.jit.is_tracing() or torch.jit.is_scripting():
-        return False
-    compiling = getattr(torch.compiler, "is_compiling", None)
-    return not (compiling is not None and compiling())
+    """Whether a tensor is large enough for the slice kernels (and not being traced,
+    compiled or exported: :func:`~symmetrize.nn.tracing.under_tracer`)."""
+    return x.numel() >= FAST_MIN_NUMEL and not under_tracer()
 
 
 def scaled_blocks(weight: torch.Tensor, b_in: EigenBasis, b_out: EigenBasis,
